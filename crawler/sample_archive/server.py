@@ -1,0 +1,362 @@
+"""Serve a sample archive with archive.org's API shapes, on loopback by default.
+
+Endpoints (the subset a crawler of archive.org uses):
+
+- ``/advancedsearch.php``: ``q``, ``fl[]``, ``rows``, ``page``, ``sort[]``, ``output=json``.
+- ``/services/search/v1/scrape``: ``q``, ``fields``, ``count`` (100–10000), ``cursor``, ``sorts``.
+- ``/metadata/<identifier>``: the item's metadata and file list, every value a string; ``{}`` for
+  an unknown identifier, as the real service answers.
+- ``/download/<identifier>/<name>``: a 302 to a data-node path, which serves the bytes with
+  ``Content-Length``, ``Range`` and ``HEAD`` support; private files and access-restricted items
+  answer 403.
+- ``/robots.txt``.
+
+Only files listed in an item's ``_meta.json`` are ever served, and every path is resolved and
+checked to lie inside ``<root>/items``; ``truth/`` and ``defects.json`` are never reachable. The
+index is re-read when an item's ``_meta.json`` changes, so tests can add and remove items while
+the server runs.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import mimetypes
+import os
+import re
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from email.utils import formatdate
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import parse_qs, quote, unquote, urlsplit
+
+from crawler.sample_archive.query import QueryError, compile_query
+
+ROBOTS_TXT = """\
+User-agent: *
+Disallow: /control/
+Disallow: /report/
+Disallow: /private/
+Crawl-delay: 1
+"""
+SCRAPE_MIN_COUNT, SCRAPE_MAX_COUNT = 100, 10_000
+CHUNK = 64 * 1024
+MIME = {".srt": "application/x-subrip", ".vtt": "text/vtt", ".txt": "text/plain; charset=utf-8",
+        ".mp3": "audio/mpeg", ".ogg": "audio/ogg", ".wav": "audio/x-wav", ".flac": "audio/flac",
+        ".xml": "application/xml"}
+
+
+class ItemIndex:
+    """The archive's items, loaded from ``<root>/items/*/_meta.json`` and kept fresh."""
+
+    def __init__(self, root: Path):
+        self.items_dir = (Path(root) / "items").resolve()
+        if not self.items_dir.is_dir():
+            raise FileNotFoundError(f"{root} has no items/ directory: not a sample archive")
+        self._lock = threading.Lock()
+        self._items: dict[str, tuple[int, dict]] = {}  # identifier → (mtime_ns, meta)
+
+    def refresh(self) -> None:
+        with self._lock:
+            seen = {}
+            for entry in os.scandir(self.items_dir):
+                meta_path = Path(entry.path) / "_meta.json"
+                try:
+                    mtime = meta_path.stat().st_mtime_ns
+                except FileNotFoundError:
+                    continue
+                cached = self._items.get(entry.name)
+                if cached and cached[0] == mtime:
+                    seen[entry.name] = cached
+                    continue
+                try:
+                    seen[entry.name] = (mtime, json.loads(meta_path.read_text("utf-8")))
+                except (OSError, ValueError):
+                    continue  # half-written or broken: invisible until it is whole
+            self._items = seen
+
+    def meta(self, identifier: str) -> dict | None:
+        self.refresh()
+        found = self._items.get(identifier)
+        return found[1] if found else None
+
+    def docs(self) -> list[dict]:
+        """Search documents: the metadata plus the formats of the item's files."""
+        self.refresh()
+        out = []
+        for identifier, (_, meta) in sorted(self._items.items()):
+            doc = dict(meta["metadata"])
+            doc["identifier"] = identifier
+            doc["format"] = sorted({f["format"] for f in meta["files"] if "format" in f})
+            doc["item_size"] = str(sum(int(f.get("size", 0)) for f in meta["files"]))
+            out.append(doc)
+        return out
+
+    def file_path(self, identifier: str, name: str) -> Path | None:
+        """The on-disk path of a listed file, or None; never a path outside the item."""
+        item_dir = (self.items_dir / identifier).resolve()
+        path = (item_dir / name).resolve()
+        if item_dir.parent != self.items_dir or not path.is_relative_to(item_dir):
+            return None
+        return path if path.is_file() else None
+
+
+def data_node(identifier: str) -> tuple[str, str]:
+    """A stable fake data-node host and directory for an item, as archive.org assigns them."""
+    h = int(hashlib.md5(identifier.encode()).hexdigest()[:8], 16)
+    return f"ia80{h % 10000:04d}.us.archive.org", f"/{h % 40}/items/{identifier}"
+
+
+def _sort_key(spec: str):
+    field, _, order = spec.strip().partition(" ")
+    return field, order.strip().lower() == "desc"
+
+
+def _sorted(docs: list[dict], specs: list[str]) -> list[dict]:
+    for spec in reversed([s for s in specs if s.strip()] or ["identifier asc"]):
+        field, desc = _sort_key(spec)
+        docs = sorted(docs, key=lambda d, f=field: str(d.get(f, "")), reverse=desc)
+    return docs
+
+
+def _project(doc: dict, fields: list[str]) -> dict:
+    return {f: doc[f] for f in fields if f in doc}
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "speechcrawl-sample-archive/1"
+    index: ItemIndex  # set on the subclass made by make_server
+    quiet = True
+
+    # -- plumbing --------------------------------------------------------------------------
+    def log_message(self, format: str, *args) -> None:  # noqa: A002 - stdlib signature
+        if not self.quiet:
+            super().log_message(format, *args)
+
+    def _send_body(self, status: int, body: bytes, content_type: str,
+                   headers: dict | None = None) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        for k, v in (headers or {}).items():
+            self.send_header(k, v)
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    def _json(self, obj, status: int = 200) -> None:
+        self._send_body(status, json.dumps(obj).encode(), "application/json")
+
+    def _error(self, status: int, message: str) -> None:
+        self._json({"error": message}, status)
+
+    def do_HEAD(self) -> None:  # noqa: N802 - stdlib naming
+        self.do_GET()
+
+    def do_GET(self) -> None:  # noqa: N802
+        url = urlsplit(self.path)
+        params = parse_qs(url.query, keep_blank_values=True)
+        path = unquote(url.path)
+        try:
+            if path == "/robots.txt":
+                self._send_body(200, ROBOTS_TXT.encode(), "text/plain")
+            elif path == "/advancedsearch.php":
+                self._advancedsearch(params)
+            elif path == "/services/search/v1/scrape":
+                self._scrape(params)
+            elif m := re.fullmatch(r"/metadata/([^/]+)/?", path):
+                self._metadata(m.group(1))
+            elif m := re.fullmatch(r"/download/([^/]+)/(.+)", path):
+                self._download(m.group(1), m.group(2))
+            elif m := re.fullmatch(r"/(ia80\d{4}\.us\.archive\.org)/\d+/items/([^/]+)/(.+)", path):
+                self._serve_file(m.group(1), m.group(2), m.group(3))
+            else:
+                self._error(404, "not found")
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+
+    # -- search ----------------------------------------------------------------------------
+    def _search(self, q: str) -> list[dict]:
+        pred = compile_query(q)
+        return [d for d in self.index.docs() if pred(d)]
+
+    def _advancedsearch(self, params: dict) -> None:
+        if params.get("output", [""])[0] != "json":
+            return self._error(400, "only output=json is supported")
+        q = params.get("q", [""])[0]
+        fields = [f for v in params.get("fl[]", []) for f in v.split(",") if f] or ["identifier"]
+        try:
+            rows = int(params.get("rows", ["50"])[0])
+            page = int(params.get("page", ["1"])[0])
+            if rows < 0 or page < 1:
+                raise ValueError
+            docs = _sorted(self._search(q), params.get("sort[]", []))
+        except ValueError as exc:
+            msg = str(exc) if isinstance(exc, QueryError) else "rows and page must be integers"
+            return self._error(400, msg)
+        start = (page - 1) * rows
+        self._json({
+            "responseHeader": {"status": 0, "QTime": 0, "params": {
+                "query": q, "qin": q, "fields": ",".join(fields), "wt": "json",
+                "rows": str(rows), "start": start}},
+            "response": {"numFound": len(docs), "start": start,
+                         "docs": [_project(d, fields) for d in docs[start: start + rows]]},
+        })
+
+    def _scrape(self, params: dict) -> None:
+        q = params.get("q", [""])[0]
+        fields = [f for v in params.get("fields", []) for f in v.split(",") if f]
+        fields = ["identifier"] + [f for f in fields if f != "identifier"]
+        try:
+            count = int(params.get("count", [str(SCRAPE_MAX_COUNT)])[0])
+        except ValueError:
+            return self._error(400, "count must be an integer")
+        if not SCRAPE_MIN_COUNT <= count <= SCRAPE_MAX_COUNT:
+            return self._error(400, f"count must be between {SCRAPE_MIN_COUNT} and "
+                                    f"{SCRAPE_MAX_COUNT}")
+        after = ""
+        if cursor := params.get("cursor", [""])[0]:
+            try:
+                after = json.loads(base64.urlsafe_b64decode(cursor.encode()))["after"]
+            except (ValueError, KeyError, TypeError):
+                return self._error(400, "invalid cursor")
+        try:
+            docs = self._search(q)  # sorted by identifier: the cursor is the last one sent
+        except QueryError as exc:
+            return self._error(400, str(exc))
+        rest = [d for d in docs if d["identifier"] > after]
+        page = rest[:count]
+        body = {"items": [_project(d, fields) for d in page], "count": len(page),
+                "total": len(docs)}
+        if len(rest) > count:
+            token = json.dumps({"after": page[-1]["identifier"]}).encode()
+            body["cursor"] = base64.urlsafe_b64encode(token).decode()
+        self._json(body)
+
+    # -- items -----------------------------------------------------------------------------
+    def _metadata(self, identifier: str) -> None:
+        meta = self.index.meta(identifier)
+        if meta is None:
+            return self._json({})
+        node, directory = data_node(identifier)
+        mtimes = [int(f.get("mtime", 0)) for f in meta["files"]] or [0]
+        self._json({
+            "created": max(mtimes),
+            "d1": node,
+            "d2": node.replace("ia80", "ia90"),
+            "dir": directory,
+            "files": meta["files"],
+            "files_count": len(meta["files"]),
+            "item_last_updated": max(mtimes),
+            "item_size": sum(int(f.get("size", 0)) for f in meta["files"]),
+            "metadata": meta["metadata"],
+            "server": node,
+            "uniq": int(hashlib.md5(identifier.encode()).hexdigest()[:8], 16),
+            "workable_servers": [node, node.replace("ia80", "ia90")],
+        })
+
+    def _listed(self, identifier: str, name: str) -> tuple[dict, dict] | None:
+        meta = self.index.meta(identifier)
+        if meta is None:
+            return None
+        entry = next((f for f in meta["files"] if f.get("name") == name), None)
+        return (meta, entry) if entry else None
+
+    def _forbidden(self, meta: dict, entry: dict) -> bool:
+        restricted = str(meta["metadata"].get("access-restricted-item", "")).lower() == "true"
+        return restricted or str(entry.get("private", "")).lower() == "true"
+
+    def _download(self, identifier: str, name: str) -> None:
+        found = self._listed(identifier, name)
+        if not found or self.index.file_path(identifier, name) is None:
+            return self._error(404, "no such file")
+        if self._forbidden(*found):
+            return self._error(403, "this file is not available")
+        node, directory = data_node(identifier)
+        location = f"/{node}{directory}/{quote(name)}"
+        self._send_body(302, b"", "text/plain", {"Location": location})
+
+    def _serve_file(self, node: str, identifier: str, name: str) -> None:
+        found = self._listed(identifier, name)
+        path = self.index.file_path(identifier, name)
+        if not found or path is None or data_node(identifier)[0] != node:
+            return self._error(404, "no such file")
+        if self._forbidden(*found):
+            return self._error(403, "this file is not available")
+        size = path.stat().st_size
+        start, end = 0, size - 1
+        status = 200
+        headers = {"Accept-Ranges": "bytes", "ETag": f'"{found[1].get("md5", "")}"',
+                   "Last-Modified": formatdate(int(found[1].get("mtime", 0)), usegmt=True)}
+        if rng := self.headers.get("Range"):
+            parsed = _parse_range(rng, size)
+            if parsed is None:
+                return self._send_body(416, b"", "text/plain",
+                                       {"Content-Range": f"bytes */{size}"})
+            start, end = parsed
+            status = 206
+            headers["Content-Range"] = f"bytes {start}-{end}/{size}"
+        length = max(0, end - start + 1)
+        ctype = MIME.get(path.suffix.lower()) or mimetypes.guess_type(path.name)[0] \
+            or "application/octet-stream"
+        self.send_response(status)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(length))
+        for k, v in headers.items():
+            self.send_header(k, v)
+        self.end_headers()
+        if self.command == "HEAD":
+            return
+        with path.open("rb") as f:
+            f.seek(start)
+            remaining = length
+            while remaining > 0:
+                chunk = f.read(min(CHUNK, remaining))
+                if not chunk:
+                    break
+                self.wfile.write(chunk)
+                remaining -= len(chunk)
+
+
+def _parse_range(header: str, size: int) -> tuple[int, int] | None:
+    """A single ``bytes=`` range as (first, last) inclusive, or None when unsatisfiable."""
+    m = re.fullmatch(r"\s*bytes=(\d*)-(\d*)\s*", header)
+    if not m or (not m.group(1) and not m.group(2)):
+        return None
+    if not m.group(1):  # suffix: the last N bytes
+        n = int(m.group(2))
+        return (max(0, size - n), size - 1) if n > 0 and size > 0 else None
+    first = int(m.group(1))
+    last = int(m.group(2)) if m.group(2) else size - 1
+    if first >= size or last < first:
+        return None
+    return first, min(last, size - 1)
+
+
+def make_server(root: Path, host: str = "127.0.0.1", port: int = 0,
+                quiet: bool = True) -> ThreadingHTTPServer:
+    """A ready server (not yet serving); ``port=0`` picks a free port."""
+    index = ItemIndex(root)
+    handler = type("SampleArchiveHandler", (Handler,), {"index": index, "quiet": quiet})
+    server = ThreadingHTTPServer((host, port), handler)
+    server.daemon_threads = True
+    return server
+
+
+@contextmanager
+def serving(root: Path, host: str = "127.0.0.1", port: int = 0) -> Iterator[str]:
+    """Serve ``root`` in a background thread; yield the base URL; stop on exit."""
+    server = make_server(root, host, port)
+    thread = threading.Thread(target=server.serve_forever, name="sample-archive", daemon=True)
+    thread.start()
+    try:
+        h, p = server.server_address[:2]
+        yield f"http://{h}:{p}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)

@@ -1,0 +1,158 @@
+"""The ``speechcrawl`` command line (the contract in DESIGN.md).
+
+Thin on purpose: each command parses its arguments and calls into ``crawler``, ``align`` or
+``manifests``. A failure exits non-zero with a one-line reason on stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import traceback
+from pathlib import Path
+
+from crawler.settings import ARCHIVE_ORG_BASE_URL
+
+# Stages whose code has not landed yet, and the issue that brings each.
+NOT_BUILT = {
+    "crawl": "the crawl stage (issue 3, Crawler)",
+    "align": "the align stage (issues 4 and 5, Align)",
+    "release": "the release stage (issue 7, Releases)",
+    "audit": "the license audit report (issue 8)",
+    "export": "the exports (issue 6, Manifests)",
+    "run": "job files (issue 6, Manifests)",
+}
+
+
+class StageNotBuilt(RuntimeError):
+    def __init__(self, command: str):
+        super().__init__(f"{NOT_BUILT[command]} is not built yet in this version of speechcrawl")
+
+
+def _sample_archive_build(args: argparse.Namespace) -> int:
+    from crawler.sample_archive.build import build
+
+    out = build(Path(args.out), items=args.items, seed=args.seed, workers=args.workers)
+    print(out)
+    return 0
+
+
+def _sample_archive_serve(args: argparse.Namespace) -> int:
+    from crawler.sample_archive.server import make_server
+
+    server = make_server(Path(args.root), args.host, args.port, quiet=not args.verbose)
+    host, port = server.server_address[:2]
+    print(f"serving {args.root} at http://{host}:{port}", flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+    return 0
+
+
+def _not_built(args: argparse.Namespace) -> int:
+    raise StageNotBuilt(args.command)
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from speechcrawl.demo import run_demo
+
+    return run_demo(Path(args.workdir), items=args.items)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="speechcrawl",
+        description="Build speech-recognition corpora from permissively licensed audio.")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    sa = sub.add_parser("sample-archive", help="build or serve the offline sample archive")
+    sa_sub = sa.add_subparsers(dest="action", required=True, metavar="ACTION")
+    b = sa_sub.add_parser("build", help="write a deterministic sample archive")
+    b.add_argument("--out", required=True, help="directory to create")
+    b.add_argument("--items", type=int, default=40, help="number of items (default 40)")
+    b.add_argument("--seed", type=int, default=1234, help="random seed (default 1234)")
+    b.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
+    b.set_defaults(func=_sample_archive_build)
+    s = sa_sub.add_parser("serve", help="serve a sample archive with archive.org's API shapes")
+    s.add_argument("--root", required=True, help="the archive directory")
+    s.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    s.add_argument("--port", type=int, default=8765, help="port (default 8765; 0 picks one)")
+    s.add_argument("--verbose", action="store_true", help="log every request")
+    s.set_defaults(func=_sample_archive_serve)
+
+    c = sub.add_parser("crawl", help="discover, license-check and download a source")
+    c.add_argument("source", help="source name, e.g. archive_org")
+    c.add_argument("--workdir", required=True)
+    c.add_argument("--base-url", default=ARCHIVE_ORG_BASE_URL)
+    c.add_argument("--query", default=None, help="search query (default: People's Speech's)")
+    c.add_argument("--max-items", type=int, default=None)
+    c.set_defaults(func=_not_built)
+
+    a = sub.add_parser("align", help="cut accepted recordings into verified clips")
+    a.add_argument("--workdir", required=True)
+    a.add_argument("--model", default="wav2vec2-base-960h", help="model name or path")
+    a.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    a.add_argument("--workers", type=int, default=1)
+    a.set_defaults(func=_not_built)
+
+    r = sub.add_parser("release", help="build a reproducible corpus release")
+    r.add_argument("--workdir", required=True)
+    r.add_argument("--version", required=True)
+    r.add_argument("--previous", default=None, help="the previous release directory")
+    r.set_defaults(func=_not_built)
+
+    au = sub.add_parser("audit", help="write the license audit report")
+    au.add_argument("--workdir", required=True)
+    au.add_argument("--release", default=None, help="the release directory to audit")
+    au.set_defaults(func=_not_built)
+
+    e = sub.add_parser("export", help="export clips for another toolkit")
+    e.add_argument("format", choices=["hf", "nemo", "lhotse"])
+    e.add_argument("--workdir", required=True)
+    e.add_argument("--out", required=True)
+    e.set_defaults(func=_not_built)
+
+    j = sub.add_parser("run", help="run every stage a job file names")
+    j.add_argument("job", help="JOB.toml")
+    j.set_defaults(func=_not_built)
+
+    d = sub.add_parser("demo", help="offline: sample archive → crawl → align → release → audit")
+    d.add_argument("--workdir", default="work/demo")
+    d.add_argument("--items", type=int, default=40, help="sample archive size (default 40)")
+    d.set_defaults(func=_demo)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except KeyboardInterrupt:
+        print("speechcrawl: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # one line for the user; the traceback goes to the workdir log
+        where = _log_traceback(args)
+        print(f"speechcrawl {args.command}: {exc}" + (f" (details: {where})" if where else ""),
+              file=sys.stderr)
+        return 2
+
+
+def _log_traceback(args: argparse.Namespace) -> Path | None:
+    workdir = getattr(args, "workdir", None)
+    if not workdir or isinstance(sys.exception(), StageNotBuilt):
+        return None
+    log = Path(workdir) / "speechcrawl.log"
+    try:
+        log.parent.mkdir(parents=True, exist_ok=True)
+        with log.open("a", encoding="utf-8") as f:
+            f.write(f"--- speechcrawl {' '.join(sys.argv[1:])}\n{traceback.format_exc()}")
+    except OSError:
+        return None
+    return log
+
+
+if __name__ == "__main__":
+    sys.exit(main())
