@@ -1,4 +1,12 @@
-"""Crawler settings (a Scrapy settings module: plain names, overridable per job)."""
+"""Crawler settings (a Scrapy settings module: plain names, overridable per job with --set).
+
+The defaults are polite to the real archive.org; ``RELAXED`` is what a crawl of the loopback
+sample archive uses instead.
+"""
+
+BOT_NAME = "speechcrawl"
+SPIDER_MODULES = ["crawler.spiders"]
+NEWSPIDER_MODULE = "crawler.spiders"
 
 # The People's Speech discovery query: permissive licenseurl values, audio or video, captions
 # present, nothing access-restricted. Slashes are escaped as archive.org's Lucene parser needs.
@@ -12,3 +20,65 @@ ARCHIVE_ORG_QUERY = (
     "AND NOT access-restricted-item:TRUE"
 )
 ARCHIVE_ORG_BASE_URL = "https://archive.org"
+
+# Who we are: archive.org asks heavy users to say who they are and how to reach them.
+SPEECHCRAWL_CONTACT = "set SPEECHCRAWL_CONTACT to your email or project URL"
+USER_AGENT = None  # built from the version and SPEECHCRAWL_CONTACT by the spider
+
+# Politeness.
+ROBOTSTXT_OBEY = True
+CONCURRENT_REQUESTS = 8
+CONCURRENT_REQUESTS_PER_DOMAIN = 2
+DOWNLOAD_DELAY = 1.0
+AUTOTHROTTLE_ENABLED = True
+AUTOTHROTTLE_START_DELAY = 1.0
+AUTOTHROTTLE_MAX_DELAY = 60.0
+AUTOTHROTTLE_TARGET_CONCURRENCY = 1.0
+DOWNLOAD_TIMEOUT = 120
+COOKIES_ENABLED = False
+TELNETCONSOLE_ENABLED = False
+
+# Retries: 429 and 5xx back off exponentially, honouring Retry-After.
+RETRY_ENABLED = True
+RETRY_TIMES = 6
+RETRY_HTTP_CODES = [408, 429, 500, 502, 503, 504, 522, 524]
+SPEECHCRAWL_BACKOFF_BASE = 2.0  # seconds before the first retry; doubles each time
+SPEECHCRAWL_BACKOFF_MAX = 300.0
+
+# Only these hosts are ever contacted (exact names, or *.suffix); the base URL's host is added.
+SPEECHCRAWL_ALLOWED_HOSTS = ["archive.org", "*.archive.org"]
+
+# File downloads (streamed outside Scrapy, see crawler/download.py).
+SPEECHCRAWL_MAX_FILE_BYTES = 4 * 1024**3
+SPEECHCRAWL_DOWNLOAD_RETRIES = 5
+SPEECHCRAWL_DOWNLOADS_PER_HOST = 2
+SPEECHCRAWL_PROGRESS_INTERVAL = 10.0  # seconds between progress lines
+SPEECHCRAWL_SCRAPE_PAGE = 1000  # Scrape API page size (100-10000)
+
+DOWNLOADER_MIDDLEWARES = {
+    "crawler.middlewares.HostAllowListMiddleware": 50,
+    "scrapy.downloadermiddlewares.retry.RetryMiddleware": None,
+    "crawler.middlewares.BackoffRetryMiddleware": 550,
+}
+ITEM_PIPELINES = {
+    "crawler.pipelines.LicenseGatePipeline": 100,
+    "crawler.pipelines.CatalogPipeline": 200,
+    "crawler.pipelines.DownloadPipeline": 300,
+}
+EXTENSIONS = {
+    "scrapy.extensions.logstats.LogStats": None,
+    "crawler.progress.Progress": 500,
+}
+REACTOR_THREADPOOL_MAXSIZE = 10
+LOG_LEVEL = "INFO"
+
+# For the sample archive on loopback: no throttling, short backoffs, more parallelism.
+RELAXED = {
+    "DOWNLOAD_DELAY": 0,
+    "AUTOTHROTTLE_ENABLED": False,
+    "CONCURRENT_REQUESTS_PER_DOMAIN": 8,
+    "SPEECHCRAWL_BACKOFF_BASE": 0.2,
+    "SPEECHCRAWL_BACKOFF_MAX": 3.0,
+    "SPEECHCRAWL_DOWNLOADS_PER_HOST": 4,
+    "SPEECHCRAWL_PROGRESS_INTERVAL": 2.0,
+}

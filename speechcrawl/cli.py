@@ -15,7 +15,6 @@ from crawler.settings import ARCHIVE_ORG_BASE_URL
 
 # Stages whose code has not landed yet, and the issue that brings each.
 NOT_BUILT = {
-    "crawl": "the crawl stage (issue 3, Crawler)",
     "align": "the align stage (issues 4 and 5, Align)",
     "release": "the release stage (issue 7, Releases)",
     "audit": "the license audit report (issue 8)",
@@ -49,6 +48,25 @@ def _sample_archive_serve(args: argparse.Namespace) -> int:
         pass
     finally:
         server.server_close()
+    return 0
+
+
+def _crawl(args: argparse.Namespace) -> int:
+    from crawler.run import crawl
+
+    overrides = {}
+    for pair in args.set or []:
+        key, sep, value = pair.partition("=")
+        if not sep:
+            raise ValueError(f"--set takes KEY=VALUE, got {pair!r}")
+        overrides[key] = value
+    workdir = Path(args.workdir)
+    stats = crawl(args.source, workdir, args.base_url, args.query, args.max_items, overrides)
+    found = stats.get("speechcrawl/items_discovered", 0)
+    if not found and not stats.get("speechcrawl/items_accepted"):
+        reason = stats.get("finish_reason", "unknown")
+        raise RuntimeError(f"discovery found no items at {args.base_url} (finish reason: "
+                           f"{reason}; see {workdir / 'crawl.log'})")
     return 0
 
 
@@ -89,7 +107,10 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--base-url", default=ARCHIVE_ORG_BASE_URL)
     c.add_argument("--query", default=None, help="search query (default: People's Speech's)")
     c.add_argument("--max-items", type=int, default=None)
-    c.set_defaults(func=_not_built)
+    c.add_argument("--set", action="append", metavar="KEY=VALUE",
+                   help="override a crawler setting (crawler/settings.py), e.g. "
+                        "SPEECHCRAWL_CONTACT=me@example.org")
+    c.set_defaults(func=_crawl)
 
     a = sub.add_parser("align", help="cut accepted recordings into verified clips")
     a.add_argument("--workdir", required=True)

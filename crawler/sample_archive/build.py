@@ -163,8 +163,15 @@ def _build_recording(seed: int, item: ItemPlan, rec: RecordingPlan, item_dir: Pa
     return entries
 
 
-def _build_extra(seed: int, item: ItemPlan, extra: dict, item_dir: Path, mtime: int) -> dict:
+def _build_extra(seed: int, item: ItemPlan, extra: dict, item_dir: Path,
+                 mtime: int) -> list[dict]:
     path = item_dir / extra["name"]
+    entries = []
+    if extra.get("transcript"):
+        rng = _rng(seed, "extra-transcript", item.identifier, extra["name"])
+        tpath = item_dir / extra["transcript"]
+        tpath.write_text(" ".join(texts.english_sentences(rng, 4)) + "\n", encoding="utf-8")
+        entries.append(_file_entry(tpath, fmt="Text", source="original", mtime=mtime))
     if extra["kind"] == "empty":
         path.write_bytes(b"")
     elif extra["kind"] == "not_audio":
@@ -173,8 +180,9 @@ def _build_extra(seed: int, item: ItemPlan, extra: dict, item_dir: Path, mtime: 
         rng = _rng(seed, "extra", item.identifier, extra["name"])
         voice = Voice.random_english(rng)
         encode(compose(rng, texts.english_sentences(rng, 3), voice), path, "vbr_mp3", 22050, 1)
-    return _file_entry(path, fmt="VBR MP3", source="original", mtime=mtime,
-                       private="true" if extra["kind"] == "private" else None)
+    entries.append(_file_entry(path, fmt="VBR MP3", source="original", mtime=mtime,
+                               private="true" if extra["kind"] == "private" else None))
+    return entries
 
 
 def _meta_xml(metadata: dict) -> str:
@@ -202,7 +210,7 @@ def build_item(seed: int, index: int, root: str) -> dict:
     for rec in item.recordings:
         files += _build_recording(seed, item, rec, item_dir, truth_dir, mtime)
     for extra in item.extra_files:
-        files.append(_build_extra(seed, item, extra, item_dir, mtime))
+        files += _build_extra(seed, item, extra, item_dir, mtime)
     meta_xml = item_dir / f"{item.identifier}_meta.xml"
     meta_xml.write_text(_meta_xml(item.metadata), encoding="utf-8")
     files.append(_file_entry(meta_xml, fmt="Metadata", source="original", mtime=mtime + 180))

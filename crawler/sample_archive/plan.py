@@ -47,8 +47,9 @@ LICENSE_FORMS: dict[str, tuple] = {
     "by3_deed": ("http://creativecommons.org/licenses/by/3.0/deed.en", "CC-BY-3.0", "by",
                  "accepted", None),
     "by25_noscheme": ("creativecommons.org/licenses/by/2.5/", "CC-BY-2.5", "by", "accepted", None),
-    "bysa25_es": ("https://creativecommons.org/licenses/by-sa/2.5/es/", "CC-BY-SA-2.5-ES", "by-sa",
-                  "accepted", None),
+    # A port with no SPDX id of its own.
+    "bysa25_es": ("https://creativecommons.org/licenses/by-sa/2.5/es/",
+                  "LicenseRef-CC-BY-SA-2.5-ES", "by-sa", "accepted", None),
     "bysa4_legalcode": ("https://creativecommons.org/licenses/by-sa/4.0/legalcode",
                         "CC-BY-SA-4.0", "by-sa", "accepted", None),
     "ncsa3": ("http://creativecommons.org/licenses/by-nc-sa/3.0/", "CC-BY-NC-SA-3.0", None,
@@ -193,7 +194,8 @@ def _multi_file(rng, seed, index, identifier, metadata) -> ItemPlan:
     extras = [
         {"name": "Session 4 - Board Only.mp3", "kind": "private"},
         {"name": "Session 5 - Cancelled.mp3", "kind": "empty"},
-        {"name": "Session 6 - Agenda.mp3", "kind": "not_audio"},
+        {"name": "Session 6 - Agenda.mp3", "kind": "not_audio",
+         "transcript": "session6_agenda.txt"},
     ]
     pairs = {audio_name(r): r.transcripts[0][0] for r in recs}
     defects = [
@@ -208,7 +210,8 @@ def _multi_file(rng, seed, index, identifier, metadata) -> ItemPlan:
          "description": "listed with size 0"},
         {"kind": "not_audio", "file": extras[2]["name"],
          "expect": {"stage": "crawl", "file": "skipped", "reason": "not audio"},
-         "description": "labelled VBR MP3 but is an HTML page"},
+         "description": "labelled VBR MP3, named .mp3 and paired with a transcript, "
+                        "but the bytes are an HTML page"},
     ]
     return ItemPlan(index, identifier, "cc0", metadata, recs, extras, defects)
 

@@ -1,0 +1,236 @@
+"""Verified, resumable, streamed file downloads.
+
+Scrapy keeps every response body in memory, which is wrong for multi-gigabyte recordings, so
+files are fetched here with a streaming client instead: bytes go to a ``.part`` file beside the
+destination while their md5 is computed, an interrupted transfer resumes with a ``Range`` request,
+and only a file whose size and md5 match the source's metadata is fsynced and renamed into place.
+Everything a lying or failing server can do ends in a retry with exponential backoff (honouring
+``Retry-After``) or in a recorded reason; a bad file is never kept under its final name.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import hashlib
+import os
+import re
+import threading
+import time
+import unicodedata
+import urllib.robotparser
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urljoin, urlsplit
+
+import requests
+
+from crawler.hosts import host_allowed
+
+CHUNK = 256 * 1024
+MAX_REDIRECTS = 5
+
+
+@dataclass
+class Fetched:
+    status: str  # downloaded | corrupt | failed
+    path: Path | None
+    md5: str | None
+    nbytes: int
+    attempts: int
+    reason: str | None = None
+
+
+class _Retry(Exception):
+    def __init__(self, reason: str, delay: float | None = None):
+        super().__init__(reason)
+        self.delay = delay
+
+
+class _Mismatch(_Retry):
+    """The bytes arrived but are not the ones the metadata describes."""
+
+
+class _Fatal(Exception):
+    """Retrying cannot help (403, 404, a disallowed redirect, over the size cap)."""
+
+
+def safe_relpath(name: str) -> Path:
+    """A remote file name as a relative path that cannot leave its directory."""
+    parts = []
+    for part in re.split(r"[/\\]+", unicodedata.normalize("NFC", name)):
+        part = re.sub(r"[\x00-\x1f\x7f]", "", part).strip()
+        part = re.sub(r"[^\w .()+,=@&'\[\]-]", "_", part)
+        part = part.lstrip(".") or "_"
+        parts.append(part[:200])
+    return Path(*parts)
+
+
+def retry_after(value: str | None) -> float | None:
+    """Seconds to wait from a Retry-After header (delta-seconds or an HTTP date)."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+class Downloader:
+    def __init__(self, *, allowed_hosts: list[str], user_agent: str, max_bytes: int,
+                 retries: int = 5, backoff_base: float = 1.0, backoff_max: float = 120.0,
+                 timeout: tuple[float, float] = (10.0, 60.0), per_host: int = 2,
+                 obey_robots: bool = True):
+        self.allowed_hosts = allowed_hosts
+        self.max_bytes = max_bytes
+        self.retries = retries
+        self.backoff_base = backoff_base
+        self.backoff_max = backoff_max
+        self.timeout = timeout
+        self.obey_robots = obey_robots
+        self.user_agent = user_agent
+        self._local = threading.local()
+        self._slots: dict[str, threading.BoundedSemaphore] = defaultdict(
+            lambda: threading.BoundedSemaphore(per_host))
+        self._robots: dict[str, urllib.robotparser.RobotFileParser] = {}
+        self._lock = threading.Lock()
+
+    @property
+    def session(self) -> requests.Session:
+        s = getattr(self._local, "session", None)
+        if s is None:
+            s = requests.Session()
+            s.headers["User-Agent"] = self.user_agent
+            s.trust_env = False  # no proxies or netrc from the environment
+            self._local.session = s
+        return s
+
+    def _backoff(self, attempt: int) -> float:
+        return min(self.backoff_max, self.backoff_base * 2 ** (attempt - 1))
+
+    def _robots_allow(self, url: str) -> bool:
+        if not self.obey_robots:
+            return True
+        parts = urlsplit(url)
+        origin = f"{parts.scheme}://{parts.netloc}"
+        with self._lock:
+            parser = self._robots.get(origin)
+        if parser is None:
+            parser = urllib.robotparser.RobotFileParser()
+            try:
+                resp = self.session.get(origin + "/robots.txt", timeout=self.timeout)
+                if resp.status_code >= 500:
+                    parser.disallow_all = True
+                elif resp.status_code >= 400:
+                    parser.allow_all = True
+                else:
+                    parser.parse(resp.text.splitlines())
+            except requests.RequestException:
+                parser.allow_all = True  # as Scrapy does when robots.txt cannot be fetched
+            with self._lock:
+                self._robots[origin] = parser
+        return parser.can_fetch(self.user_agent, url)
+
+    def fetch(self, url: str, dest: Path, *, size: int | None, md5: str | None) -> Fetched:
+        """Fetch ``url`` into ``dest`` and verify it; never raises for network trouble."""
+        if size is not None and size > self.max_bytes:
+            return Fetched("failed", None, None, 0, 0,
+                           f"too large: {size} bytes is over the cap of {self.max_bytes}")
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        part = dest.with_name(f".{dest.name}.part")
+        last_reason, mismatch = "", False
+        for attempt in range(1, self.retries + 1):
+            try:
+                digest, nbytes = self._attempt(url, part, size)
+                if size is not None and nbytes != size:
+                    raise _Mismatch(f"size mismatch: got {nbytes} bytes, metadata says {size}")
+                if md5 and digest != md5.lower():
+                    raise _Mismatch(f"md5 mismatch: got {digest}, metadata says {md5}")
+                _commit(part, dest)
+                return Fetched("downloaded", dest, digest, nbytes, attempt)
+            except _Fatal as exc:
+                part.unlink(missing_ok=True)
+                return Fetched("failed", None, None, 0, attempt, str(exc))
+            except _Retry as exc:
+                last_reason, mismatch = str(exc), isinstance(exc, _Mismatch)
+                if mismatch:
+                    part.unlink(missing_ok=True)  # start over: the bytes we have are wrong
+                delay = exc.delay if exc.delay is not None else self._backoff(attempt)
+            except (requests.RequestException, OSError) as exc:
+                last_reason, mismatch = f"{type(exc).__name__}: {exc}", False
+                delay = self._backoff(attempt)
+            if attempt < self.retries:
+                time.sleep(min(delay, self.backoff_max))
+        part.unlink(missing_ok=True)
+        status = "corrupt" if mismatch else "failed"
+        return Fetched(status, None, None, 0, self.retries,
+                       f"{last_reason} (after {self.retries} attempts)")
+
+    def _attempt(self, url: str, part: Path, size: int | None) -> tuple[str, int]:
+        """One try: resume ``part`` from where it stopped; return (md5, length) of the whole."""
+        have = part.stat().st_size if part.exists() else 0
+        if size is not None and have > size:
+            part.unlink()
+            have = 0
+        hasher = hashlib.md5()
+        if have:
+            with part.open("rb") as f:
+                while chunk := f.read(CHUNK):
+                    hasher.update(chunk)
+        if size is not None and have == size and size > 0:
+            return hasher.hexdigest(), have  # complete before an interruption
+        with self._slots[urlsplit(url).hostname or ""], self._open(url, have) as resp:
+            if have and resp.status_code == 200:  # the server ignored the range: start over
+                have, hasher = 0, hashlib.md5()
+            mode = "ab" if have else "wb"
+            with part.open(mode) as out:
+                nbytes = have
+                for chunk in resp.iter_content(CHUNK):
+                    nbytes += len(chunk)
+                    if nbytes > self.max_bytes:
+                        raise _Fatal(f"too large: over the cap of {self.max_bytes} bytes")
+                    hasher.update(chunk)
+                    out.write(chunk)
+        return hasher.hexdigest(), nbytes
+
+    def _open(self, url: str, offset: int) -> requests.Response:
+        headers = {"Range": f"bytes={offset}-"} if offset else {}
+        for _ in range(MAX_REDIRECTS + 1):
+            host = urlsplit(url).hostname or ""
+            if not host_allowed(host, self.allowed_hosts):
+                raise _Fatal(f"host not allowed: {host}")
+            if not self._robots_allow(url):
+                raise _Fatal(f"disallowed by robots.txt: {url}")
+            resp = self.session.get(url, headers=headers, stream=True, allow_redirects=False,
+                                    timeout=self.timeout)
+            if resp.is_redirect:
+                resp.close()
+                url = urljoin(url, resp.headers["Location"])
+                continue
+            if resp.status_code in (429, 503) or resp.status_code >= 500:
+                resp.close()
+                delay = retry_after(resp.headers.get("Retry-After"))
+                raise _Retry(f"HTTP {resp.status_code}", delay)
+            if resp.status_code == 416:
+                resp.close()
+                raise _Mismatch("HTTP 416: the file is shorter than what we already have")
+            if resp.status_code >= 400:
+                resp.close()
+                raise _Fatal(f"HTTP {resp.status_code}")
+            return resp
+        raise _Fatal(f"more than {MAX_REDIRECTS} redirects")
+
+
+def _commit(part: Path, dest: Path) -> None:
+    with part.open("rb") as f:
+        os.fsync(f.fileno())
+    os.replace(part, dest)
+    fd = os.open(dest.parent, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

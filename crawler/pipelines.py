@@ -1,0 +1,293 @@
+"""Item pipelines: license gate → catalog → verified downloads (with dedup).
+
+Every item seen is recorded, accepted or not; only accepted items' paired files are fetched. The
+catalog is written before any download starts, and after each file, so a crawl killed at any
+moment resumes with exactly the files still missing.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import hashlib
+import json
+import logging
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import srt
+import webvtt
+from twisted.internet.threads import deferToThread
+
+from crawler.download import Downloader, safe_relpath
+from crawler.items import SourceItem
+from crawler.licenses import decide
+from crawler.sniff import is_audio, is_text
+from manifests import catalog as cat
+from manifests.parquet import table_from_rows, write_atomic
+from manifests.schema import ITEMS
+
+log = logging.getLogger(__name__)
+
+# A transcript whose timings run this far past the end of its audio belongs to other audio.
+DURATION_SLACK_S = 10.0
+
+
+class _Pipeline:
+    """Scrapy ≥ 2.13 style: the crawler is given once; methods take no spider argument."""
+
+    @classmethod
+    def from_crawler(cls, crawler):
+        obj = cls()
+        obj.crawler = crawler
+        obj.stats = crawler.stats
+        obj.settings = crawler.settings
+        return obj
+
+    @property
+    def spider(self):
+        return self.crawler.spider
+
+
+class LicenseGatePipeline(_Pipeline):
+    def process_item(self, item: SourceItem):
+        item.decision = decide(item.metadata)
+        stats = self.stats
+        stats.inc_value(f"speechcrawl/items_{item.decision.decision}")
+        if item.decision.reason:
+            stats.inc_value(f"speechcrawl/rejected/{item.decision.reason.split(':')[0]}")
+        return item
+
+
+def _file_rows(item: SourceItem) -> list[cat.FileRow]:
+    paired = {p["audio"] for p in item.pairs} | {p["transcript"] for p in item.pairs}
+    rows = []
+    for c in item.files:
+        if item.decision.decision != "accepted":
+            status, reason = cat.SKIPPED, cat.ITEM_REJECTED
+        elif c.skip:
+            status, reason = cat.SKIPPED, c.skip
+        elif c.name not in paired:
+            status, reason = cat.SKIPPED, ("no transcript to pair with" if c.role == "audio"
+                                           else "not paired with any audio")
+        else:
+            status, reason = cat.PENDING, None
+        rows.append(cat.FileRow(item.source, item.item_id, c.name, c.role, c.format, c.size,
+                                c.md5, c.length_s, status, reason, c.asr, c.asr_reason,
+                                c.file_source))
+    return rows
+
+
+class CatalogPipeline(_Pipeline):
+    """Owns the catalog and the crawl job; writes items.parquet when the crawl ends."""
+
+    def open_spider(self):
+        spider = self.spider
+        self.workdir = Path(spider.workdir)
+        self.catalog = cat.Catalog(self.workdir / "catalog.sqlite")
+        self.job_id = self.catalog.start_job(spider.source, spider.base_url, spider.query)
+        spider.catalog, spider.job_id = self.catalog, self.job_id
+
+    def process_item(self, item: SourceItem):
+        d = item.decision
+        raw = d.raw[0] if len(d.raw) == 1 else (json.dumps(d.raw) if d.raw else None)
+        record = {
+            "source": item.source, "item_id": item.item_id, "url": item.url,
+            "title": item.title, "creator": item.creator, "metadata": item.metadata,
+            "metadata_hash": item.metadata_hash, "license_raw": raw,
+            "license_url": d.license.url if d.license else None,
+            "license_spdx": d.spdx, "license_family": d.family,
+            "license_evidence": [dataclasses.asdict(e) | {"url": item.url} for e in d.evidence],
+            "decision": d.decision, "reason": d.reason,
+        }
+        item.todo = self.catalog.record_item(record, _file_rows(item), item.pairs, self.job_id)
+        return item
+
+    def close_spider(self):
+        spider = self.spider
+        stats = self.stats
+        if spider.discovery_complete:
+            gone = self.catalog.mark_gone(spider.source, spider.seen, self.job_id)
+            stats.set_value("speechcrawl/items_gone", len(gone))
+        write_items_parquet(self.catalog, self.workdir / "manifests" / "items.parquet")
+        status = "finished" if spider.discovery_complete or spider.max_items else "incomplete"
+        self.catalog.finish_job(self.job_id, status, {
+            k.removeprefix("speechcrawl/"): v for k, v in stats.get_stats().items()
+            if k.startswith("speechcrawl/")})
+
+
+def _ts(value: str | None):
+    return datetime.datetime.fromisoformat(value) if value else None
+
+
+def write_items_parquet(catalog: cat.Catalog, path: Path) -> None:
+    rows = []
+    for r in catalog.items():
+        rows.append({
+            "source": r["source"], "item_id": r["item_id"], "url": r["url"], "title": r["title"],
+            "creator": r["creator"], "license_raw": json.loads(r["license_raw"]),
+            "license_url": r["license_url"], "license_spdx": r["license_spdx"],
+            "license_family": r["license_family"], "decision": r["decision"],
+            "reason": r["reason"], "crawled_at": _ts(r["crawled_at"]),
+            "license_evidence": r["license_evidence"], "first_seen_at": _ts(r["first_seen_at"]),
+            "gone_at": _ts(r["gone_at"]), "metadata_hash": r["metadata_hash"],
+        })
+    write_atomic(table_from_rows(rows, ITEMS), path)
+
+
+class DownloadPipeline(_Pipeline):
+    """Fetch each pending file in a worker thread, verify it, dedupe it, record it."""
+
+    def open_spider(self):
+        spider = self.spider
+        s = self.settings
+        allowed = [*s.getlist("SPEECHCRAWL_ALLOWED_HOSTS"), urlsplit(spider.base_url).hostname]
+        self.downloader = Downloader(
+            allowed_hosts=allowed, user_agent=s.get("USER_AGENT"),
+            max_bytes=s.getint("SPEECHCRAWL_MAX_FILE_BYTES"),
+            retries=s.getint("SPEECHCRAWL_DOWNLOAD_RETRIES"),
+            backoff_base=s.getfloat("SPEECHCRAWL_BACKOFF_BASE"),
+            backoff_max=s.getfloat("SPEECHCRAWL_BACKOFF_MAX"),
+            per_host=s.getint("SPEECHCRAWL_DOWNLOADS_PER_HOST"),
+            obey_robots=s.getbool("ROBOTSTXT_OBEY"))
+        self.raw = Path(spider.workdir) / "raw"
+
+    def process_item(self, item: SourceItem):
+        if not item.todo:
+            return item
+        d = deferToThread(self._fetch_item, item, self.spider)
+        d.addCallback(lambda _: item)
+        return d
+
+    def _dest(self, item: SourceItem, name: str) -> Path:
+        base = (self.raw / item.source / safe_relpath(item.item_id).name).resolve()
+        dest = (base / safe_relpath(name)).resolve()
+        if not dest.is_relative_to(base):
+            raise ValueError(f"unsafe file name {name!r}")
+        return dest
+
+    def _fetch_item(self, item: SourceItem, spider) -> None:
+        catalog: cat.Catalog = spider.catalog
+        stats = self.stats
+        key = (item.source, item.item_id)
+        for f in item.todo:
+            try:
+                self._fetch_file(catalog, stats, item, f, key)
+            except Exception as exc:  # one bad file never stops the batch
+                log.exception("failed on %s/%s", item.item_id, f.name)
+                catalog.file_done(f, status="failed", reason=f"internal error: {exc}")
+        self._check_pairs(catalog, item)
+
+    def _fetch_file(self, catalog, stats, item: SourceItem, f: cat.FileRow, key) -> None:
+        if f.md5 and (copy := catalog.stored_copy(f.md5, not_item=key)):
+            catalog.file_done(f, status=cat.DUPLICATE, local_path=copy["local_path"],
+                              duplicate_of=f"{copy['item_id']}/{copy['name']}",
+                              reason="same content already stored")
+            stats.inc_value("speechcrawl/files_duplicate")
+            return
+        dest = self._dest(item, f.name)
+        rel = str(dest.relative_to(self.raw.parent.resolve()))
+        if dest.exists() and f.md5 and _md5(dest) == f.md5:  # renamed, then killed
+            catalog.file_done(f, status=cat.DOWNLOADED, local_path=rel,
+                              nbytes=dest.stat().st_size)
+            return
+        result = self.downloader.fetch(item.download_urls[f.name], dest, size=f.size, md5=f.md5)
+        if result.status != "downloaded":
+            stats.inc_value(f"speechcrawl/files_{result.status}")
+            catalog.file_done(f, status=cat.CORRUPT if result.status == "corrupt" else "failed",
+                              reason=result.reason, attempts=result.attempts)
+            return
+        stats.inc_value("speechcrawl/bytes_downloaded", result.nbytes)
+        if f.role == "audio" and not is_audio(dest):
+            dest.unlink()
+            stats.inc_value("speechcrawl/files_skipped")
+            catalog.file_done(f, status=cat.SKIPPED, attempts=result.attempts,
+                              reason=f"not audio: the content of {f.name!r} is not an audio "
+                                     "or video stream")
+            return
+        if f.role == "transcript" and not is_text(dest):
+            dest.unlink()
+            catalog.file_done(f, status=cat.SKIPPED, attempts=result.attempts,
+                              reason="not a transcript: binary content")
+            return
+        if not f.md5 and (copy := catalog.stored_copy(result.md5, not_item=key)):
+            dest.unlink()
+            catalog.file_done(f, status=cat.DUPLICATE, local_path=copy["local_path"],
+                              duplicate_of=f"{copy['item_id']}/{copy['name']}",
+                              reason="same content already stored")
+            return
+        catalog.file_done(f, status=cat.DOWNLOADED, local_path=rel, attempts=result.attempts,
+                          nbytes=result.nbytes)
+        stats.inc_value("speechcrawl/files_downloaded")
+        if f.role == "transcript" and not f.asr and (why := asr_by_content(dest)):
+            catalog.set_asr(f, why)
+
+    def _check_pairs(self, catalog: cat.Catalog, item: SourceItem) -> None:
+        files = {r["name"]: r for r in catalog.files(item.source, item.item_id)}
+        for p in item.pairs:
+            a, t = files.get(p["audio"]), files.get(p["transcript"])
+            usable = {cat.DOWNLOADED, cat.DUPLICATE}
+            if not a or not t or a["status"] not in usable or t["status"] not in usable:
+                bad = a if not a or a["status"] not in usable else t
+                catalog.set_pair(item.source, item.item_id, p["audio"], "unusable",
+                                 f"{bad['name'] if bad else '?'}: "
+                                 f"{bad['reason'] if bad else 'missing'}")
+                continue
+            end = transcript_end(self.raw.parent / t["local_path"])
+            if end is not None and a["length_s"] and end > a["length_s"] + DURATION_SLACK_S:
+                catalog.set_pair(item.source, item.item_id, p["audio"], "rejected",
+                                 f"transcript runs to {end:.1f} s, audio is "
+                                 f"{a['length_s']:.1f} s long")
+            elif t["asr"]:
+                catalog.set_pair(item.source, item.item_id, p["audio"], "paired",
+                                 f"asr caption: {t['asr_reason']}")
+
+
+def _md5(path: Path) -> str:
+    h = hashlib.md5()
+    with path.open("rb") as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _read_text(path: Path) -> str:
+    data = path.read_bytes()
+    for enc in ("utf-8-sig", "utf-16", "cp1252"):
+        try:
+            return data.decode(enc)
+        except UnicodeDecodeError:
+            continue
+    return data.decode("latin-1")
+
+
+def transcript_end(path: Path) -> float | None:
+    """The end time of the last cue of an SRT or VTT file; None for untimed or unreadable."""
+    text = _read_text(path)
+    try:
+        if path.suffix.lower() == ".srt":
+            ends = [s.end.total_seconds() for s in srt.parse(text)]
+        elif path.suffix.lower() == ".vtt":
+            ends = [c.end_in_seconds for c in webvtt.from_string(text)]
+        else:
+            return None
+    except Exception:  # a malformed file: the align stage reports it properly
+        return None
+    return max(ends) if ends else None
+
+
+def asr_by_content(path: Path) -> str | None:
+    """Signs in the text itself that a caption was made by speech recognition."""
+    text = _read_text(path)
+    if "<c>" in text and path.suffix.lower() == ".vtt":
+        return "word-timed <c> tags: YouTube automatic captions"
+    if path.suffix.lower() == ".vtt" and "Kind: captions" in text and "Language:" in text and \
+            "<00:" in text:
+        return "inline word timestamps: automatic captions"
+    words = "".join(ln for ln in text.splitlines()
+                    if "-->" not in ln and not ln.strip().isdigit() and ln.strip() != "WEBVTT")
+    letters = [ch for ch in words if ch.isalpha()]
+    if len(letters) > 300 and not any(ch.isupper() for ch in letters) and \
+            not any(p in words for p in ".?!"):
+        return "no capitals and no sentence punctuation anywhere"
+    return None

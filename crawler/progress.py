@@ -1,0 +1,54 @@
+"""A Scrapy extension that prints crawl progress to the terminal.
+
+Items seen / accepted / rejected, files and bytes downloaded, and the download rate, every few
+seconds and once at the end. Scrapy's own log goes to the workdir's log file.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+
+from scrapy import signals
+from twisted.internet import task
+
+
+class Progress:
+    def __init__(self, stats, interval: float, out=None):
+        self.stats = stats
+        self.interval = interval
+        self.out = out or sys.stderr
+        self.started = time.monotonic()
+        self.loop = None
+
+    @classmethod
+    def from_crawler(cls, crawler):
+        ext = cls(crawler.stats, crawler.settings.getfloat("SPEECHCRAWL_PROGRESS_INTERVAL"))
+        crawler.signals.connect(ext.opened, signal=signals.spider_opened)
+        crawler.signals.connect(ext.closed, signal=signals.spider_closed)
+        return ext
+
+    def opened(self, spider):
+        self.started = time.monotonic()
+        if self.interval > 0:
+            self.loop = task.LoopingCall(self.report)
+            self.loop.start(self.interval, now=False)
+
+    def closed(self, spider, reason):
+        if self.loop and self.loop.running:
+            self.loop.stop()
+        self.report(final=True, reason=reason)
+
+    def line(self) -> str:
+        g = lambda k: self.stats.get_value(f"speechcrawl/{k}", 0)  # noqa: E731
+        elapsed = max(time.monotonic() - self.started, 1e-6)
+        mb = g("bytes_downloaded") / 1e6
+        return (f"items {g('items_discovered')} found, {g('items_accepted')} accepted, "
+                f"{g('items_rejected')} rejected | files {g('files_downloaded')} downloaded "
+                f"({mb:.1f} MB), {g('files_duplicate')} duplicate, {g('files_corrupt')} corrupt, "
+                f"{g('files_failed')} failed | {mb / elapsed:.2f} MB/s, "
+                f"{g('items_accepted') + g('items_rejected')} items in {elapsed:.0f} s")
+
+    def report(self, final: bool = False, reason: str | None = None) -> None:
+        prefix = f"crawl {reason}: " if final else "crawl: "
+        print(prefix + self.line(), file=self.out, flush=True)

@@ -1,0 +1,1 @@
+"""Spiders, one module per source."""

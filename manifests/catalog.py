@@ -1,0 +1,334 @@
+"""The crawl catalog: one SQLite file (WAL mode) that makes crawls resumable and incremental.
+
+It remembers every item seen (with each version of its metadata and license), every file chosen
+or skipped (and why), every audio↔transcript pair, and every crawl job. Each change is one short
+transaction, so a crawl killed at any moment leaves a consistent catalog, and the next run picks up
+exactly what is missing.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import sqlite3
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+SCHEMA_VERSION = 1
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS jobs (
+    job_id INTEGER PRIMARY KEY AUTOINCREMENT,
+    source TEXT NOT NULL, base_url TEXT, query TEXT,
+    started_at TEXT NOT NULL, finished_at TEXT, status TEXT NOT NULL, stats TEXT
+);
+CREATE TABLE IF NOT EXISTS items (
+    source TEXT NOT NULL, item_id TEXT NOT NULL,
+    url TEXT, title TEXT, creator TEXT,
+    metadata TEXT NOT NULL, metadata_hash TEXT NOT NULL,
+    license_raw TEXT, license_url TEXT, license_spdx TEXT, license_family TEXT,
+    license_evidence TEXT, decision TEXT NOT NULL, reason TEXT,
+    first_seen_at TEXT NOT NULL, crawled_at TEXT NOT NULL, last_job_id INTEGER,
+    gone_at TEXT,
+    PRIMARY KEY (source, item_id)
+);
+CREATE TABLE IF NOT EXISTS item_versions (
+    source TEXT NOT NULL, item_id TEXT NOT NULL, version INTEGER NOT NULL,
+    metadata TEXT NOT NULL, metadata_hash TEXT NOT NULL, license_spdx TEXT, decision TEXT,
+    seen_at TEXT NOT NULL, job_id INTEGER,
+    PRIMARY KEY (source, item_id, version)
+);
+CREATE TABLE IF NOT EXISTS changes (
+    change_id INTEGER PRIMARY KEY AUTOINCREMENT,
+    source TEXT NOT NULL, item_id TEXT NOT NULL, job_id INTEGER, at TEXT NOT NULL,
+    what TEXT NOT NULL, old TEXT, new TEXT
+);
+CREATE TABLE IF NOT EXISTS files (
+    source TEXT NOT NULL, item_id TEXT NOT NULL, name TEXT NOT NULL,
+    role TEXT NOT NULL, format TEXT, size INTEGER, md5 TEXT, length_s REAL,
+    file_source TEXT, asr INTEGER NOT NULL DEFAULT 0, asr_reason TEXT,
+    status TEXT NOT NULL, reason TEXT, local_path TEXT, duplicate_of TEXT,
+    attempts INTEGER NOT NULL DEFAULT 0, bytes INTEGER, updated_at TEXT NOT NULL,
+    PRIMARY KEY (source, item_id, name)
+);
+CREATE INDEX IF NOT EXISTS files_md5 ON files (md5, status);
+CREATE TABLE IF NOT EXISTS pairs (
+    source TEXT NOT NULL, item_id TEXT NOT NULL, audio TEXT NOT NULL, transcript TEXT NOT NULL,
+    score REAL, status TEXT NOT NULL, reason TEXT, updated_at TEXT NOT NULL,
+    PRIMARY KEY (source, item_id, audio)
+);
+"""
+
+# File statuses. "pending" files are what a crawl still has to fetch; settled ones are not
+# fetched again while the source lists them with the same md5.
+PENDING, DOWNLOADED, SKIPPED, CORRUPT, DUPLICATE, REMOVED = (
+    "pending", "downloaded", "skipped", "corrupt", "duplicate", "removed")
+SETTLED = {DOWNLOADED, SKIPPED, CORRUPT, DUPLICATE}
+# Files of a rejected item are skipped for this reason, and fetched if the item is accepted later.
+ITEM_REJECTED = "item rejected by the license gate"
+
+
+def now() -> str:
+    return datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
+
+
+@dataclass
+class FileRow:
+    source: str
+    item_id: str
+    name: str
+    role: str  # audio | transcript
+    format: str | None
+    size: int | None
+    md5: str | None
+    length_s: float | None
+    status: str
+    reason: str | None = None
+    asr: bool = False
+    asr_reason: str | None = None
+    file_source: str | None = None
+    local_path: str | None = None
+    duplicate_of: str | None = None
+
+
+class Catalog:
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._local = threading.local()
+        conn = self._conn()
+        conn.executescript(SCHEMA)
+        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+    def connect(self) -> _Tx:
+        """A transaction on this thread's connection: ``with catalog.connect() as conn:``."""
+        return _Tx(self._conn())
+
+    def _conn(self) -> sqlite3.Connection:
+        """This thread's connection (SQLite connections must not cross threads)."""
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(self.path, timeout=60, isolation_level=None)
+            conn.row_factory = sqlite3.Row
+            conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute("PRAGMA synchronous = NORMAL")
+            conn.execute("PRAGMA foreign_keys = ON")
+            self._local.conn = conn
+        return conn
+
+    def query(self, sql: str, *params) -> list[sqlite3.Row]:
+        with self.connect() as conn:
+            return conn.execute(sql, params).fetchall()
+
+    # -- jobs ----------------------------------------------------------------------------------
+    def start_job(self, source: str, base_url: str, query: str) -> int:
+        with self.connect() as conn:
+            cur = conn.execute(
+                "INSERT INTO jobs (source, base_url, query, started_at, status) "
+                "VALUES (?, ?, ?, ?, 'running')", (source, base_url, query, now()))
+            return cur.lastrowid
+
+    def finish_job(self, job_id: int, status: str, stats: dict) -> None:
+        with self.connect() as conn:
+            conn.execute("UPDATE jobs SET finished_at = ?, status = ?, stats = ? WHERE job_id = ?",
+                         (now(), status, json.dumps(stats, default=str, sort_keys=True), job_id))
+
+    # -- items ---------------------------------------------------------------------------------
+    def record_item(self, item: dict, files: list[FileRow], pairs: list[dict],
+                    job_id: int) -> list[FileRow]:
+        """Write what one crawl saw of an item; return the files still to fetch.
+
+        A new metadata version is stored (and the differences recorded as changes) whenever the
+        metadata hash differs from the last one seen; files whose md5 changed are fetched again;
+        files no longer listed are marked removed.
+        """
+        t = now()
+        key = (item["source"], item["item_id"])
+        with self.connect() as conn:
+            old = conn.execute("SELECT * FROM items WHERE source = ? AND item_id = ?",
+                               key).fetchone()
+            if old is None or old["metadata_hash"] != item["metadata_hash"]:
+                version = conn.execute(
+                    "SELECT COALESCE(MAX(version), 0) + 1 FROM item_versions "
+                    "WHERE source = ? AND item_id = ?", key).fetchone()[0]
+                conn.execute(
+                    "INSERT INTO item_versions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (*key, version, json.dumps(item["metadata"], sort_keys=True),
+                     item["metadata_hash"], item["license_spdx"], item["decision"], t, job_id))
+            if old is not None:
+                self._record_changes(conn, old, item, job_id, t)
+            else:
+                conn.execute("INSERT INTO changes (source, item_id, job_id, at, what, old, new) "
+                             "VALUES (?, ?, ?, ?, 'item added', NULL, ?)",
+                             (*key, job_id, t, item["decision"]))
+            conn.execute(
+                """INSERT INTO items (source, item_id, url, title, creator, metadata,
+                       metadata_hash, license_raw, license_url, license_spdx, license_family,
+                       license_evidence, decision, reason, first_seen_at, crawled_at,
+                       last_job_id, gone_at)
+                   VALUES (:source, :item_id, :url, :title, :creator, :metadata, :metadata_hash,
+                       :license_raw, :license_url, :license_spdx, :license_family,
+                       :license_evidence, :decision, :reason, :t, :t, :job_id, NULL)
+                   ON CONFLICT (source, item_id) DO UPDATE SET
+                       url = excluded.url, title = excluded.title, creator = excluded.creator,
+                       metadata = excluded.metadata, metadata_hash = excluded.metadata_hash,
+                       license_raw = excluded.license_raw, license_url = excluded.license_url,
+                       license_spdx = excluded.license_spdx,
+                       license_family = excluded.license_family,
+                       license_evidence = excluded.license_evidence,
+                       decision = excluded.decision, reason = excluded.reason,
+                       crawled_at = excluded.crawled_at, last_job_id = excluded.last_job_id,
+                       gone_at = NULL""",
+                {**item, "metadata": json.dumps(item["metadata"], sort_keys=True),
+                 "license_raw": json.dumps(item["license_raw"]),
+                 "license_evidence": json.dumps(item["license_evidence"]), "t": t,
+                 "job_id": job_id})
+            return self._record_files(conn, item, files, pairs, job_id, t)
+
+    def _record_changes(self, conn, old, item: dict, job_id: int, t: str) -> None:
+        def change(what, a, b):
+            conn.execute("INSERT INTO changes (source, item_id, job_id, at, what, old, new) "
+                         "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                         (item["source"], item["item_id"], job_id, t, what, a, b))
+
+        if old["gone_at"]:
+            change("item returned", old["gone_at"], None)
+        if old["metadata_hash"] == item["metadata_hash"]:
+            return
+        if (old["license_spdx"], old["license_raw"]) != (item["license_spdx"],
+                                                         json.dumps(item["license_raw"])):
+            change("license changed", f"{old['license_raw']} → {old['license_spdx']}",
+                   f"{json.dumps(item['license_raw'])} → {item['license_spdx']}")
+        if old["decision"] != item["decision"]:
+            change("decision changed", old["decision"], item["decision"])
+        change("metadata changed", old["metadata_hash"], item["metadata_hash"])
+
+    def _record_files(self, conn, item: dict, files: list[FileRow], pairs: list[dict],
+                      job_id: int, t: str) -> list[FileRow]:
+        key = (item["source"], item["item_id"])
+        existing = {r["name"]: r for r in conn.execute(
+            "SELECT * FROM files WHERE source = ? AND item_id = ?", key)}
+        known_item = bool(existing) or self._seen_before(conn, key)
+
+        def change(what, a, b):
+            conn.execute("INSERT INTO changes (source, item_id, job_id, at, what, old, new) "
+                         "VALUES (?, ?, ?, ?, ?, ?, ?)", (*key, job_id, t, what, a, b))
+
+        todo = []
+        for f in files:
+            old = existing.pop(f.name, None)
+            if old is not None and old["md5"] == f.md5 and f.status == PENDING:
+                if old["status"] in SETTLED and old["reason"] != ITEM_REJECTED:
+                    continue  # fetched or judged before, and unchanged since
+                if old["status"] == PENDING:
+                    todo.append(f)  # an interrupted run left it
+                    continue
+            if old is None and known_item:
+                change(f"file added: {f.name}", None, f.md5)
+            elif old is not None and old["md5"] != f.md5:
+                change(f"file changed: {f.name}", old["md5"], f.md5)
+            conn.execute(
+                """INSERT INTO files (source, item_id, name, role, format, size, md5, length_s,
+                       file_source, asr, asr_reason, status, reason, updated_at)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                   ON CONFLICT (source, item_id, name) DO UPDATE SET
+                       role = excluded.role, format = excluded.format, size = excluded.size,
+                       md5 = excluded.md5, length_s = excluded.length_s,
+                       file_source = excluded.file_source, asr = excluded.asr,
+                       asr_reason = excluded.asr_reason, status = excluded.status,
+                       reason = excluded.reason, local_path = NULL, duplicate_of = NULL,
+                       updated_at = excluded.updated_at""",
+                (*key, f.name, f.role, f.format, f.size, f.md5, f.length_s, f.file_source,
+                 int(f.asr), f.asr_reason, f.status, f.reason, t))
+            if f.status == PENDING:
+                todo.append(f)
+        for name, old in existing.items():  # listed before, not any more
+            if old["status"] != REMOVED:
+                conn.execute("UPDATE files SET status = ?, reason = ?, updated_at = ? "
+                             "WHERE source = ? AND item_id = ? AND name = ?",
+                             (REMOVED, "no longer listed by the source", t, *key, name))
+                change(f"file removed: {name}", old["md5"], None)
+        conn.execute("DELETE FROM pairs WHERE source = ? AND item_id = ?", key)
+        for p in pairs:
+            conn.execute("INSERT INTO pairs VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                         (*key, p["audio"], p["transcript"], p["score"], p["status"],
+                          p.get("reason"), t))
+        return todo
+
+    @staticmethod
+    def _seen_before(conn, key) -> bool:
+        return conn.execute("SELECT COUNT(*) FROM item_versions WHERE source = ? AND item_id = ?",
+                            key).fetchone()[0] > 1
+
+    def mark_gone(self, source: str, seen: set[str], job_id: int) -> list[str]:
+        """Items a complete discovery no longer finds: kept, marked gone, the change recorded."""
+        t = now()
+        gone = []
+        with self.connect() as conn:
+            for r in conn.execute("SELECT item_id FROM items WHERE source = ? AND gone_at IS NULL",
+                                  (source,)).fetchall():
+                if r["item_id"] not in seen:
+                    gone.append(r["item_id"])
+                    conn.execute("UPDATE items SET gone_at = ? WHERE source = ? AND item_id = ?",
+                                 (t, source, r["item_id"]))
+                    conn.execute("INSERT INTO changes (source, item_id, job_id, at, what) "
+                                 "VALUES (?, ?, ?, ?, 'item gone from the source')",
+                                 (source, r["item_id"], job_id, t))
+        return gone
+
+    # -- files ---------------------------------------------------------------------------------
+    def file_done(self, f: FileRow, *, status: str, reason: str | None = None,
+                  local_path: str | None = None, duplicate_of: str | None = None,
+                  attempts: int = 0, nbytes: int | None = None) -> None:
+        with self.connect() as conn:
+            conn.execute(
+                "UPDATE files SET status = ?, reason = ?, local_path = ?, duplicate_of = ?, "
+                "attempts = attempts + ?, bytes = ?, updated_at = ? "
+                "WHERE source = ? AND item_id = ? AND name = ?",
+                (status, reason, local_path, duplicate_of, attempts, nbytes, now(), f.source,
+                 f.item_id, f.name))
+
+    def set_asr(self, f: FileRow, reason: str) -> None:
+        with self.connect() as conn:
+            conn.execute("UPDATE files SET asr = 1, asr_reason = ? WHERE source = ? AND "
+                         "item_id = ? AND name = ?", (reason, f.source, f.item_id, f.name))
+
+    def set_pair(self, source: str, item_id: str, audio: str, status: str,
+                 reason: str | None) -> None:
+        with self.connect() as conn:
+            conn.execute("UPDATE pairs SET status = ?, reason = ?, updated_at = ? "
+                         "WHERE source = ? AND item_id = ? AND audio = ?",
+                         (status, reason, now(), source, item_id, audio))
+
+    def stored_copy(self, md5: str, not_item: tuple[str, str] | None = None) -> sqlite3.Row | None:
+        """A file already downloaded with this content, if any (for dedup)."""
+        rows = self.query("SELECT * FROM files WHERE md5 = ? AND status = ? "
+                          "ORDER BY source, item_id, name", md5, DOWNLOADED)
+        for r in rows:
+            if not_item is None or (r["source"], r["item_id"]) != not_item:
+                return r
+        return None
+
+    def items(self, source: str | None = None) -> Iterator[sqlite3.Row]:
+        sql = "SELECT * FROM items" + (" WHERE source = ?" if source else "") + \
+            " ORDER BY source, item_id"
+        yield from self.query(sql, *([source] if source else []))
+
+    def files(self, source: str, item_id: str) -> list[sqlite3.Row]:
+        return self.query("SELECT * FROM files WHERE source = ? AND item_id = ? ORDER BY name",
+                          source, item_id)
+
+
+class _Tx:
+    """``with catalog.connect() as conn:`` runs the block in one IMMEDIATE transaction."""
+
+    def __init__(self, conn: sqlite3.Connection):
+        self.conn = conn
+
+    def __enter__(self) -> sqlite3.Connection:
+        self.conn.execute("BEGIN IMMEDIATE")
+        return self.conn
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        self.conn.execute("ROLLBACK" if exc_type else "COMMIT")
