@@ -37,9 +37,11 @@ def _sample_archive_build(args: argparse.Namespace) -> int:
 
 
 def _sample_archive_serve(args: argparse.Namespace) -> int:
-    from crawler.sample_archive.server import make_server
+    from crawler.sample_archive.server import FaultPlan, make_server
 
-    server = make_server(Path(args.root), args.host, args.port, quiet=not args.verbose)
+    faults = FaultPlan(args.faults, args.fault_kinds.split(",")) if args.faults else None
+    server = make_server(Path(args.root), args.host, args.port, quiet=not args.verbose,
+                         faults=faults)
     host, port = server.server_address[:2]
     print(f"serving {args.root} at http://{host}:{port}", flush=True)
     try:
@@ -99,6 +101,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     s.add_argument("--port", type=int, default=8765, help="port (default 8765; 0 picks one)")
     s.add_argument("--verbose", action="store_true", help="log every request")
+    s.add_argument("--faults", type=float, default=0.0, metavar="RATE",
+                   help="misbehave on this share (0-1) of first requests, for testing")
+    s.add_argument("--fault-kinds", default="429,503,reset,short,drip",
+                   help="which faults to inject (default: all)")
     s.set_defaults(func=_sample_archive_serve)
 
     c = sub.add_parser("crawl", help="discover, license-check and download a source")

@@ -25,7 +25,10 @@ import json
 import mimetypes
 import os
 import re
+import socket
+import struct
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from email.utils import formatdate
@@ -47,6 +50,48 @@ CHUNK = 64 * 1024
 MIME = {".srt": "application/x-subrip", ".vtt": "text/vtt", ".txt": "text/plain; charset=utf-8",
         ".mp3": "audio/mpeg", ".ogg": "audio/ogg", ".wav": "audio/x-wav", ".flac": "audio/flac",
         ".xml": "application/xml"}
+
+
+FAULT_KINDS = ("429", "503", "reset", "short", "drip")
+
+
+class FaultPlan:
+    """Deterministic misbehaviour, for testing that crawls survive a flaky server.
+
+    The n-th request for a path fails when ``hash(seed, path, n)`` falls under ``rate``, for the
+    first ``per_path`` requests of each path only, so every request succeeds eventually. Search and
+    metadata requests get 429/503 faults; file downloads get any of ``kinds``:
+    ``429`` (with Retry-After), ``503``, ``reset`` (connection reset mid-body), ``short`` (the
+    body ends before Content-Length), ``drip`` (the body trickles out slowly, but whole).
+    """
+
+    def __init__(self, rate: float, kinds=FAULT_KINDS, per_path: int = 2, seed: int = 0,
+                 drip_bytes_per_s: int = 1_000_000):
+        unknown = set(kinds) - set(FAULT_KINDS)
+        if unknown:
+            raise ValueError(f"unknown fault kinds: {sorted(unknown)}")
+        self.rate, self.kinds, self.per_path, self.seed = rate, tuple(kinds), per_path, seed
+        self.drip_bytes_per_s = drip_bytes_per_s
+        self._counts: dict[str, int] = {}
+        self._lock = threading.Lock()
+        self.injected: list[tuple[str, str]] = []  # (path, kind), for tests and logs
+
+    def pick(self, path: str, for_file: bool) -> str | None:
+        with self._lock:
+            n = self._counts.get(path, 0)
+            self._counts[path] = n + 1
+        if n >= self.per_path:
+            return None
+        h = int(hashlib.sha256(f"{self.seed}|{path}|{n}".encode()).hexdigest()[:12], 16)
+        if (h % 10_000) / 10_000 >= self.rate:
+            return None
+        kinds = self.kinds if for_file else tuple(k for k in self.kinds if k in ("429", "503"))
+        if not kinds:
+            return None
+        kind = kinds[(h // 10_000) % len(kinds)]
+        with self._lock:
+            self.injected.append((path, kind))
+        return kind
 
 
 class ItemIndex:
@@ -130,6 +175,7 @@ class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "speechcrawl-sample-archive/1"
     index: ItemIndex  # set on the subclass made by make_server
+    faults: FaultPlan | None = None
     quiet = True
 
     # -- plumbing --------------------------------------------------------------------------
@@ -162,6 +208,13 @@ class Handler(BaseHTTPRequestHandler):
         params = parse_qs(url.query, keep_blank_values=True)
         path = unquote(url.path)
         try:
+            is_file = re.match(r"/ia80\d{4}\.", path) is not None
+            fault = self.faults.pick(self.path, is_file) if self.faults and path != \
+                "/robots.txt" and not path.startswith("/download/") else None
+            if fault in ("429", "503"):
+                return self._send_body(int(fault), b"slow down", "text/plain",
+                                       {"Retry-After": "1"} if fault == "429" else {})
+            self._fault = fault
             if path == "/robots.txt":
                 self._send_body(200, ROBOTS_TXT.encode(), "text/plain")
             elif path == "/advancedsearch.php":
@@ -311,15 +364,28 @@ class Handler(BaseHTTPRequestHandler):
         self.end_headers()
         if self.command == "HEAD":
             return
+        fault = getattr(self, "_fault", None)
+        cut = length // 2 if fault in ("reset", "short") else length
+        chunk_size = 16 * 1024 if fault == "drip" else CHUNK
         with path.open("rb") as f:
             f.seek(start)
-            remaining = length
+            remaining = cut
             while remaining > 0:
-                chunk = f.read(min(CHUNK, remaining))
+                chunk = f.read(min(chunk_size, remaining))
                 if not chunk:
                     break
                 self.wfile.write(chunk)
                 remaining -= len(chunk)
+                if fault == "drip":
+                    self.wfile.flush()
+                    time.sleep(len(chunk) / self.faults.drip_bytes_per_s)
+        if fault == "reset":  # RST instead of FIN: the client sees "connection reset"
+            self.wfile.flush()
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                                       struct.pack("ii", 1, 0))
+            self.close_connection = True
+        elif fault == "short":
+            self.close_connection = True
 
 
 def _parse_range(header: str, size: int) -> tuple[int, int] | None:
@@ -337,20 +403,22 @@ def _parse_range(header: str, size: int) -> tuple[int, int] | None:
     return first, min(last, size - 1)
 
 
-def make_server(root: Path, host: str = "127.0.0.1", port: int = 0,
-                quiet: bool = True) -> ThreadingHTTPServer:
+def make_server(root: Path, host: str = "127.0.0.1", port: int = 0, quiet: bool = True,
+                faults: FaultPlan | None = None) -> ThreadingHTTPServer:
     """A ready server (not yet serving); ``port=0`` picks a free port."""
     index = ItemIndex(root)
-    handler = type("SampleArchiveHandler", (Handler,), {"index": index, "quiet": quiet})
+    handler = type("SampleArchiveHandler", (Handler,),
+                   {"index": index, "quiet": quiet, "faults": faults})
     server = ThreadingHTTPServer((host, port), handler)
     server.daemon_threads = True
     return server
 
 
 @contextmanager
-def serving(root: Path, host: str = "127.0.0.1", port: int = 0) -> Iterator[str]:
+def serving(root: Path, host: str = "127.0.0.1", port: int = 0,
+            faults: FaultPlan | None = None) -> Iterator[str]:
     """Serve ``root`` in a background thread; yield the base URL; stop on exit."""
-    server = make_server(root, host, port)
+    server = make_server(root, host, port, faults=faults)
     thread = threading.Thread(target=server.serve_forever, name="sample-archive", daemon=True)
     thread.start()
     try:
