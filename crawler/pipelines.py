@@ -188,8 +188,9 @@ class DownloadPipeline(_Pipeline):
         dest = self._dest(item, f.name)
         rel = str(dest.relative_to(self.raw.parent.resolve()))
         if dest.exists() and f.md5 and _md5(dest) == f.md5:  # renamed, then killed
-            catalog.file_done(f, status=cat.DOWNLOADED, local_path=rel,
-                              nbytes=dest.stat().st_size)
+            copy = catalog.settle_download(f, f.md5, rel, dest.stat().st_size, 0)
+            if copy is not None and copy["local_path"] != rel:
+                dest.unlink()
             return
         result = self.downloader.fetch(item.download_urls[f.name], dest, size=f.size, md5=f.md5)
         if result.status != "downloaded":
@@ -210,14 +211,12 @@ class DownloadPipeline(_Pipeline):
             catalog.file_done(f, status=cat.SKIPPED, attempts=result.attempts,
                               reason="not a transcript: binary content")
             return
-        if not f.md5 and (copy := catalog.stored_copy(result.md5, not_item=key)):
-            dest.unlink()
-            catalog.file_done(f, status=cat.DUPLICATE, local_path=copy["local_path"],
-                              duplicate_of=f"{copy['item_id']}/{copy['name']}",
-                              reason="same content already stored")
+        copy = catalog.settle_download(f, result.md5, rel, result.nbytes, result.attempts)
+        if copy is not None:  # another item stored the same bytes meanwhile
+            if copy["local_path"] != rel:
+                dest.unlink()
+            stats.inc_value("speechcrawl/files_duplicate")
             return
-        catalog.file_done(f, status=cat.DOWNLOADED, local_path=rel, attempts=result.attempts,
-                          nbytes=result.nbytes)
         stats.inc_value("speechcrawl/files_downloaded")
         if f.role == "transcript" and not f.asr and (why := asr_by_content(dest)):
             catalog.set_asr(f, why)

@@ -289,6 +289,34 @@ class Catalog:
                 (status, reason, local_path, duplicate_of, attempts, nbytes, now(), f.source,
                  f.item_id, f.name))
 
+    def settle_download(self, f: FileRow, md5: str, local_path: str, nbytes: int,
+                        attempts: int) -> sqlite3.Row | None:
+        """Mark a verified download as stored, unless the same content is stored already.
+
+        Check and mark happen in one transaction, so two items downloading the same recording
+        at the same time still end with one stored copy. Returns the earlier copy, if any.
+        """
+        t = now()
+        with self.connect() as conn:
+            copy = conn.execute(
+                "SELECT * FROM files WHERE md5 = ? AND status = ? AND NOT (source = ? AND "
+                "item_id = ? AND name = ?) ORDER BY source, item_id, name LIMIT 1",
+                (md5, DOWNLOADED, f.source, f.item_id, f.name)).fetchone()
+            if copy is None:
+                conn.execute("UPDATE files SET status = ?, reason = NULL, local_path = ?, "
+                             "duplicate_of = NULL, attempts = attempts + ?, bytes = ?, "
+                             "updated_at = ? WHERE source = ? AND item_id = ? AND name = ?",
+                             (DOWNLOADED, local_path, attempts, nbytes, t, f.source, f.item_id,
+                              f.name))
+            else:
+                conn.execute("UPDATE files SET status = ?, reason = ?, local_path = ?, "
+                             "duplicate_of = ?, attempts = attempts + ?, bytes = ?, "
+                             "updated_at = ? WHERE source = ? AND item_id = ? AND name = ?",
+                             (DUPLICATE, "same content already stored", copy["local_path"],
+                              f"{copy['item_id']}/{copy['name']}", attempts, nbytes, t,
+                              f.source, f.item_id, f.name))
+            return copy
+
     def set_asr(self, f: FileRow, reason: str) -> None:
         with self.connect() as conn:
             conn.execute("UPDATE files SET asr = 1, asr_reason = ? WHERE source = ? AND "

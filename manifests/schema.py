@@ -25,10 +25,10 @@ ITEMS = pa.schema([
     pa.field("license_family", _CATEGORY),  # public-domain | by | by-sa | null
     pa.field("decision", _CATEGORY, nullable=False),  # accepted | rejected
     pa.field("reason", pa.string()),
-    pa.field("crawled_at", pa.timestamp("s", tz="UTC"), nullable=False),
+    pa.field("crawled_at", pa.timestamp("ms", tz="UTC"), nullable=False),
     # Where each license statement was found and what it normalised to (JSON).
     pa.field("license_evidence", pa.string()),
-    pa.field("first_seen_at", pa.timestamp("s", tz="UTC")),
-    pa.field("gone_at", pa.timestamp("s", tz="UTC")),  # no longer found at the source
+    pa.field("first_seen_at", pa.timestamp("ms", tz="UTC")),
+    pa.field("gone_at", pa.timestamp("ms", tz="UTC")),  # no longer found at the source
     pa.field("metadata_hash", pa.string()),
 ])

@@ -1,0 +1,294 @@
+"""End-to-end crawls of the sample archive: outcomes, resumption, increments, faults."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+from helpers import md5
+
+from crawler.sample_archive.server import FaultPlan, serving
+
+EVERYTHING = "identifier:*"
+REPO = Path(__file__).resolve().parents[1]
+
+
+def crawl_cmd(workdir: Path, base_url: str, *extra: str) -> list[str]:
+    return [sys.executable, "-m", "speechcrawl.cli", "crawl", "archive_org", "--workdir",
+            str(workdir), "--base-url", base_url, "--query", EVERYTHING, *extra]
+
+
+def run_crawl(workdir: Path, base_url: str, *extra: str) -> subprocess.CompletedProcess:
+    result = subprocess.run(crawl_cmd(workdir, base_url, *extra), capture_output=True, text=True,
+                            timeout=600)
+    assert result.returncode == 0, result.stderr + _log_tail(workdir)
+    return result
+
+
+def _log_tail(workdir: Path) -> str:
+    log = workdir / "crawl.log"
+    return log.read_text()[-3000:] if log.exists() else ""
+
+
+def db(workdir: Path) -> sqlite3.Connection:
+    conn = sqlite3.connect(f"file:{workdir / 'catalog.sqlite'}?mode=ro", uri=True)
+    conn.row_factory = sqlite3.Row
+    return conn
+
+
+def file_states(workdir: Path) -> set[tuple]:
+    with db(workdir) as conn:
+        return {(r["item_id"], r["name"], r["status"]) for r in conn.execute("SELECT * FROM files")}
+
+
+@pytest.fixture(scope="module")
+def crawled(base_url, tmp_path_factory) -> Path:
+    workdir = tmp_path_factory.mktemp("crawl")
+    run_crawl(workdir, base_url)
+    return workdir
+
+
+@pytest.fixture
+def own_archive(archive, tmp_path) -> Path:
+    """A private copy of the sample archive that a test may change."""
+    return Path(shutil.copytree(archive, tmp_path / "archive"))
+
+
+# -- outcomes ----------------------------------------------------------------------------------
+
+def test_accepted_items_are_exactly_the_permissive_ones(crawled, defects):
+    rows = pq.read_table(crawled / "manifests" / "items.parquet").to_pylist()
+    assert {r["item_id"] for r in rows} == set(defects["licenses"])
+    for r in rows:
+        want = defects["licenses"][r["item_id"]]
+        assert (r["decision"], r["license_spdx"], r["license_family"]) == (
+            want["decision"], want["spdx"], want["family"]), r["item_id"]
+        if r["decision"] == "rejected":
+            assert r["reason"] and want["reason"] in r["reason"]
+        else:
+            assert r["reason"] is None
+        evidence = json.loads(r["license_evidence"])
+        if want["raw"] is not None:
+            assert evidence and evidence[0]["field"] == "licenseurl" and evidence[0]["url"]
+
+
+def test_items_parquet_has_the_design_columns(crawled):
+    table = pq.read_table(crawled / "manifests" / "items.parquet")
+    assert {"source", "item_id", "url", "title", "creator", "license_raw", "license_url",
+            "license_spdx", "license_family", "decision", "reason",
+            "crawled_at"} <= set(table.column_names)
+    meta = table.schema.metadata
+    assert meta[b"speechcrawl.schema_version"] and meta[b"speechcrawl.code_version"]
+    assert str(table.schema.field("crawled_at").type) == "timestamp[ms, tz=UTC]"
+
+
+def test_every_crawl_stage_defect_reaches_its_outcome(crawled, defects):
+    with db(crawled) as conn:
+        files = {(r["item_id"], r["name"]): r for r in conn.execute("SELECT * FROM files")}
+        pairs = {(r["item_id"], r["audio"]): r for r in conn.execute("SELECT * FROM pairs")}
+        items = {r["item_id"]: r for r in conn.execute("SELECT * FROM items")}
+    checked = 0
+    for d in defects["defects"]:
+        expect, item = d["expect"], d["item_id"]
+        if expect["stage"] != "crawl":
+            continue
+        checked += 1
+        f = files.get((item, d["file"]))
+        if d["kind"] == "multi_file_pairing":
+            for audio, transcript in expect["pairs"].items():
+                p = pairs[(item, audio)]
+                assert p["transcript"] == transcript and p["status"] == "paired"
+        elif "file" in expect and expect["file"] in ("skipped", "corrupt"):
+            assert f["status"] == expect["file"], (d, dict(f))
+            assert expect["reason"] in f["reason"]
+        elif expect.get("file") == "duplicate":
+            assert f["status"] == "duplicate" and f["duplicate_of"] == expect["duplicate_of"]
+            assert not (crawled / "raw" / "archive_org" / item / d["file"]).exists()
+        elif expect.get("flag") == "asr_caption":
+            assert f["asr"] == 1 and f["asr_reason"]
+            pair = next(p for p in pairs.values() if p["transcript"] == d["file"])
+            assert "asr" in pair["reason"]
+        elif expect.get("item") == "rejected":
+            assert items[item]["decision"] == "rejected"
+            assert expect["reason"] in items[item]["reason"]
+        else:
+            pytest.fail(f"no check for crawl-stage defect {d['kind']}")
+    assert checked >= 8
+
+
+def test_downloads_are_exactly_the_verified_files(crawled, archive):
+    raw = crawled / "raw"
+    on_disk = {str(p.relative_to(crawled)) for p in raw.rglob("*") if p.is_file()}
+    with db(crawled) as conn:
+        rows = conn.execute("SELECT * FROM files WHERE status = 'downloaded'").fetchall()
+    assert on_disk == {r["local_path"] for r in rows}
+    for r in rows:
+        assert md5(crawled / r["local_path"]) == r["md5"] == \
+            md5(archive / "items" / r["item_id"] / r["name"])
+    assert not [p for p in on_disk if p.endswith(".part")]
+
+
+def test_second_crawl_of_an_unchanged_source_downloads_nothing(crawled, base_url, tmp_path):
+    workdir = Path(shutil.copytree(crawled, tmp_path / "again"))
+    before = {p: p.stat().st_mtime_ns for p in (workdir / "raw").rglob("*") if p.is_file()}
+    run_crawl(workdir, base_url)
+    with db(workdir) as conn:
+        job = conn.execute("SELECT * FROM jobs ORDER BY job_id DESC LIMIT 1").fetchone()
+        changes = conn.execute("SELECT COUNT(*) FROM changes WHERE job_id = ?",
+                               (job["job_id"],)).fetchone()[0]
+    stats = json.loads(job["stats"])
+    assert job["status"] == "finished" and changes == 0
+    assert "bytes_downloaded" not in stats and "files_downloaded" not in stats
+    assert before == {p: p.stat().st_mtime_ns for p in (workdir / "raw").rglob("*") if p.is_file()}
+
+
+def test_changes_at_the_source_are_recorded_with_both_versions(own_archive, defects, tmp_path):
+    items = sorted(defects["licenses"])
+    accepted = [i for i in items if defects["licenses"][i]["decision"] == "accepted"]
+    relicensed, edited, removed = accepted[0], accepted[1], accepted[2]
+    workdir = tmp_path / "w"
+    with serving(own_archive) as url:
+        run_crawl(workdir, url)
+        # A license change, an edited transcript, an item gone, an item new.
+        meta_path = own_archive / "items" / relicensed / "_meta.json"
+        meta = json.loads(meta_path.read_text())
+        old_license = meta["metadata"]["licenseurl"]
+        meta["metadata"]["licenseurl"] = "https://creativecommons.org/licenses/by-nc/4.0/"
+        meta_path.write_text(json.dumps(meta))
+        meta_path = own_archive / "items" / edited / "_meta.json"
+        meta = json.loads(meta_path.read_text())
+        srt_entry = next(f for f in meta["files"] if f["name"].endswith(".srt"))
+        srt_path = own_archive / "items" / edited / srt_entry["name"]
+        srt_path.write_text(srt_path.read_text().replace(" the ", " THE ", 1))
+        data = srt_path.read_bytes()
+        srt_entry.update(size=str(len(data)), md5=hashlib.md5(data).hexdigest())
+        meta_path.write_text(json.dumps(meta))
+        shutil.rmtree(own_archive / "items" / removed)
+        run_crawl(workdir, url)
+    with db(workdir) as conn:
+        changes = [(r["item_id"], r["what"], r["old"], r["new"])
+                   for r in conn.execute("SELECT * FROM changes WHERE job_id = 2")]
+        versions = conn.execute("SELECT * FROM item_versions WHERE item_id = ? ORDER BY version",
+                                (relicensed,)).fetchall()
+        srt_row = conn.execute("SELECT * FROM files WHERE item_id = ? AND name = ?",
+                               (edited, srt_entry["name"])).fetchone()
+    license_change = next(c for c in changes if c[0] == relicensed and c[1] == "license changed")
+    assert json.dumps(old_license) in license_change[2] and "CC-BY-NC-4.0" in license_change[3]
+    assert (relicensed, "decision changed", "accepted", "rejected") in changes
+    assert len(versions) == 2 and versions[0]["license_spdx"] != versions[1]["license_spdx"]
+    assert json.loads(versions[0]["metadata"])["licenseurl"] == old_license
+    assert any(c[0] == edited and c[1] == f"file changed: {srt_entry['name']}" for c in changes)
+    assert srt_row["status"] == "downloaded" and md5(workdir / srt_row["local_path"]) == \
+        srt_entry["md5"]
+    assert (removed, "item gone from the source", None, None) in changes
+    rows = {r["item_id"]: r for r in
+            pq.read_table(workdir / "manifests" / "items.parquet").to_pylist()}
+    assert rows[removed]["gone_at"] is not None and rows[relicensed]["decision"] == "rejected"
+
+
+def test_a_crawl_through_a_faulty_server_ends_like_a_clean_one(crawled, archive, tmp_path):
+    faults = FaultPlan(rate=0.5, per_path=2, seed=7, drip_bytes_per_s=5_000_000)
+    workdir = tmp_path / "faulty"
+    with serving(archive, faults=faults) as url:
+        run_crawl(workdir, url)
+    kinds = {k for _, k in faults.injected}
+    assert {"429", "503", "reset", "short"} <= kinds
+    assert file_states(workdir) == file_states(crawled)
+    with db(workdir) as conn:
+        for r in conn.execute("SELECT * FROM files WHERE status = 'downloaded'"):
+            assert md5(workdir / r["local_path"]) == r["md5"]
+    assert not list(workdir.rglob("*.part"))
+
+
+def _kill_when(cmd: list[str], ready, timeout: float = 120) -> None:
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline and proc.poll() is None:
+            if ready():
+                break
+            time.sleep(0.02)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+
+
+def _downloaded(workdir: Path) -> int:
+    try:
+        with db(workdir) as conn:
+            return conn.execute("SELECT COUNT(*) FROM files WHERE status = 'downloaded'"
+                                ).fetchone()[0]
+    except sqlite3.Error:
+        return 0
+
+
+def test_kill_9_at_any_point_then_resume(crawled, archive, tmp_path):
+    """SIGKILL during discovery, mid-download and later; the resumed crawl is complete."""
+    workdir = tmp_path / "killed"
+    faults = FaultPlan(rate=1.0, kinds=("drip",), per_path=1, drip_bytes_per_s=400_000)
+    with serving(archive, faults=faults) as url:
+        cmd = crawl_cmd(workdir, url)
+        _kill_when(cmd, lambda: (workdir / "catalog.sqlite").exists())
+        _kill_when(cmd, lambda: any(p.stat().st_size > 0 for p in workdir.rglob(".*.part")))
+        parts_after_kill = list(workdir.rglob(".*.part"))
+        _kill_when(cmd, lambda: _downloaded(workdir) >= 8)
+        run_crawl(workdir, url)
+    assert parts_after_kill, "the kill was meant to land mid-download"
+    assert file_states(workdir) == file_states(crawled)
+    with db(workdir) as conn:
+        rows = conn.execute("SELECT * FROM files WHERE status = 'downloaded'").fetchall()
+        added = conn.execute("SELECT item_id, COUNT(*) n FROM changes WHERE what = 'item added' "
+                             "GROUP BY item_id").fetchall()
+    for r in rows:
+        assert md5(workdir / r["local_path"]) == r["md5"]
+    on_disk = {str(p.relative_to(workdir)) for p in (workdir / "raw").rglob("*") if p.is_file()}
+    assert on_disk == {r["local_path"] for r in rows}  # no strays, no leftovers, no .part
+    assert all(r["n"] == 1 for r in added)
+
+
+def test_scrapy_crawl_runs_the_same_spider(base_url, tmp_path):
+    listed = subprocess.run([sys.executable, "-m", "scrapy", "list"], cwd=REPO,
+                            capture_output=True, text=True, timeout=120)
+    assert listed.stdout.split() == ["archive_org"]
+    result = subprocess.run(
+        [sys.executable, "-m", "scrapy", "crawl", "archive_org", "-a", f"workdir={tmp_path}",
+         "-a", f"base_url={base_url}", "-a", f"query={EVERYTHING}", "-a", "max_items=2",
+         "-s", "DOWNLOAD_DELAY=0", "-s", "AUTOTHROTTLE_ENABLED=0", "-s", "LOG_LEVEL=WARNING"],
+        cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert pq.read_table(tmp_path / "manifests" / "items.parquet").num_rows == 2
+
+
+def test_an_unreachable_source_fails_with_one_line(tmp_path):
+    result = subprocess.run(crawl_cmd(tmp_path, "http://127.0.0.1:9", "--set",
+                                      "RETRY_TIMES=0"), capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert "discovery found no items" in lines[-1] and "crawl.log" in lines[-1]
+
+
+def test_politeness_defaults_for_the_real_site(tmp_path):
+    from crawler.run import crawl_settings
+    from crawler.spiders.archive_org import ArchiveOrgSpider
+
+    s = crawl_settings(tmp_path, "https://archive.org")
+    ArchiveOrgSpider.update_settings(s)
+    assert s.getbool("ROBOTSTXT_OBEY") and s.getbool("AUTOTHROTTLE_ENABLED")
+    assert s.getint("CONCURRENT_REQUESTS_PER_DOMAIN") == 2
+    assert s.getint("SPEECHCRAWL_DOWNLOADS_PER_HOST") == 2
+    assert "contact:" in s.get("USER_AGENT")
+    relaxed = crawl_settings(tmp_path, "http://127.0.0.1:8765")
+    assert not relaxed.getbool("AUTOTHROTTLE_ENABLED") and relaxed.getfloat("DOWNLOAD_DELAY") == 0
