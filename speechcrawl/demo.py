@@ -8,34 +8,16 @@ from __future__ import annotations
 
 import json
 import sys
-import urllib.parse
-import urllib.request
 from pathlib import Path
 
+import pyarrow.parquet as pq
+
+from crawler.run import crawl
 from crawler.sample_archive.build import build
 from crawler.sample_archive.server import serving
-from crawler.settings import ARCHIVE_ORG_QUERY
 
-# The stages of the demo in order, and the first one that is not built yet.
-MISSING_STAGE = "crawl (issue 3)"
-
-
-def _discover(base_url: str, query: str) -> list[dict]:
-    """Every item the default query finds, through the Scrape API with cursor paging."""
-    items: list[dict] = []
-    cursor = None
-    for _ in range(10_000):  # bounded: a lying server cannot keep us here
-        params = {"q": query, "fields": "identifier,title,licenseurl", "count": "100"}
-        if cursor:
-            params["cursor"] = cursor
-        url = f"{base_url}/services/search/v1/scrape?{urllib.parse.urlencode(params)}"
-        with urllib.request.urlopen(url, timeout=30) as resp:
-            page = json.load(resp)
-        items += page["items"]
-        cursor = page.get("cursor")
-        if not cursor:
-            break
-    return items
+# The first stage of the pipeline that is not built yet.
+MISSING_STAGE = "align (issues 4 and 5)"
 
 
 def run_demo(workdir: Path, items: int = 40, out=sys.stdout) -> int:
@@ -44,12 +26,18 @@ def run_demo(workdir: Path, items: int = 40, out=sys.stdout) -> int:
     hours = json.loads((archive / "defects.json").read_text())["hours"]
     print(f"sample archive: {archive} ({items} items, {hours:.2f} h of audio)", file=out)
     with serving(archive) as base_url:
-        print(f"serving it at {base_url}", file=out)
-        found = _discover(base_url, ARCHIVE_ORG_QUERY)
-        print(f"the default (People's Speech) query finds {len(found)} items to crawl:", file=out)
-        for doc in found:
-            lic = doc.get("licenseurl", "-")
-            lic = ", ".join(lic) if isinstance(lic, list) else lic
-            print(f"  {doc['identifier']:<48} {lic}", file=out)
+        print(f"serving it at {base_url}; crawling it with the default (People's Speech) query",
+              file=out, flush=True)
+        crawl("archive_org", workdir, base_url)
+    manifest = workdir / "manifests" / "items.parquet"
+    rows = pq.read_table(manifest).to_pylist()
+    accepted = [r for r in rows if r["decision"] == "accepted"]
+    print(f"crawl: {len(rows)} items seen, {len(accepted)} accepted, "
+          f"{len(rows) - len(accepted)} rejected", file=out)
+    for r in rows:
+        verdict = r["license_spdx"] if r["decision"] == "accepted" else f"rejected: {r['reason']}"
+        print(f"  {r['item_id']:<46} {verdict}", file=out)
+    print(f"catalog: {workdir / 'catalog.sqlite'}\nitems manifest: {manifest}\n"
+          f"downloads: {workdir / 'raw'}\ncrawl log: {workdir / 'crawl.log'}", file=out)
     print(f"next stage: {MISSING_STAGE} is not built yet; the demo stops here.", file=out)
     return 0

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
 import sys
-from pathlib import Path
 
+import pyarrow.parquet as pq
 import pytest
 from helpers import fetch
 
@@ -43,7 +44,6 @@ def test_serve_defaults_to_loopback():
 
 
 @pytest.mark.parametrize("argv", [
-    ["crawl", "archive_org", "--workdir", "{w}"],
     ["align", "--workdir", "{w}"],
     ["release", "--workdir", "{w}", "--version", "v1"],
     ["audit", "--workdir", "{w}"],
@@ -89,14 +89,16 @@ def test_build_then_serve_from_the_command_line(tmp_path):
         proc.wait(timeout=30)
 
 
-def test_demo_builds_serves_and_lists_what_it_would_crawl(tmp_path):
-    result = subprocess.run(SPEECHCRAWL + ["demo", "--workdir", str(tmp_path / "w"),
-                                           "--items", "6"],
+def test_demo_builds_serves_and_crawls_the_sample_archive(tmp_path):
+    workdir = tmp_path / "w"
+    result = subprocess.run(SPEECHCRAWL + ["demo", "--workdir", str(workdir), "--items", "6"],
                             capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr
     out = result.stdout
     assert "serving it at http://127.0.0.1:" in out
     assert "not built yet" in out
-    listed = [ln.split()[0] for ln in out.splitlines() if ln.startswith("  ")]
-    facts = Path(tmp_path / "w" / "sample-archive" / "defects.json").read_text()
-    assert listed and all(identifier in facts for identifier in listed)
+    facts = json.loads((workdir / "sample-archive" / "defects.json").read_text())
+    items = pq.read_table(workdir / "manifests" / "items.parquet").to_pylist()
+    assert items and {r["item_id"] for r in items} <= set(facts["licenses"])
+    assert all(r["decision"] == facts["licenses"][r["item_id"]]["decision"] for r in items)
+    assert str(workdir / "manifests" / "items.parquet") in out
