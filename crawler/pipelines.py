@@ -12,11 +12,14 @@ import datetime
 import hashlib
 import json
 import logging
+import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import srt
 import webvtt
+from twisted.internet import reactor
+from twisted.internet.defer import DeferredList
 from twisted.internet.threads import deferToThread
 
 from crawler.download import Downloader, safe_relpath
@@ -153,9 +156,14 @@ class DownloadPipeline(_Pipeline):
         self.raw = Path(spider.workdir) / "raw"
 
     def process_item(self, item: SourceItem):
+        """Each file in its own worker thread (a slow or retrying file never holds up the
+        others); the pair checks run once all of the item's files are settled."""
         if not item.todo:
             return item
-        d = deferToThread(self._fetch_item, item, self.spider)
+        spider = self.spider
+        fetches = [deferToThread(self._fetch_one, item, f, spider) for f in item.todo]
+        d = DeferredList(fetches, consumeErrors=True)
+        d.addCallback(lambda _: deferToThread(self._check_pairs, spider.catalog, item))
         d.addCallback(lambda _: item)
         return d
 
@@ -166,17 +174,14 @@ class DownloadPipeline(_Pipeline):
             raise ValueError(f"unsafe file name {name!r}")
         return dest
 
-    def _fetch_item(self, item: SourceItem, spider) -> None:
+    def _fetch_one(self, item: SourceItem, f: cat.FileRow, spider) -> None:
         catalog: cat.Catalog = spider.catalog
-        stats = self.stats
-        key = (item.source, item.item_id)
-        for f in item.todo:
-            try:
-                self._fetch_file(catalog, stats, item, f, key)
-            except Exception as exc:  # one bad file never stops the batch
-                log.exception("failed on %s/%s", item.item_id, f.name)
-                catalog.file_done(f, status="failed", reason=f"internal error: {exc}")
-        self._check_pairs(catalog, item)
+        try:
+            self._fetch_file(catalog, _ThreadSafeStats(self.stats), item, f,
+                             (item.source, item.item_id))
+        except Exception as exc:  # one bad file never stops the batch
+            log.exception("failed on %s/%s", item.item_id, f.name)
+            catalog.file_done(f, status="failed", reason=f"internal error: {exc}")
 
     def _fetch_file(self, catalog, stats, item: SourceItem, f: cat.FileRow, key) -> None:
         if f.md5 and (copy := catalog.stored_copy(f.md5, not_item=key)):
@@ -192,7 +197,11 @@ class DownloadPipeline(_Pipeline):
             if copy is not None and copy["local_path"] != rel:
                 dest.unlink()
             return
+        started = time.time()
         result = self.downloader.fetch(item.download_urls[f.name], dest, size=f.size, md5=f.md5)
+        if result.status == "downloaded":  # the window the benchmark's MB/s is measured over
+            stats.min_value("speechcrawl/download_first_start", started)
+            stats.max_value("speechcrawl/download_last_end", time.time())
         if result.status != "downloaded":
             stats.inc_value(f"speechcrawl/files_{result.status}")
             catalog.file_done(f, status=cat.CORRUPT if result.status == "corrupt" else "failed",
@@ -240,6 +249,17 @@ class DownloadPipeline(_Pipeline):
             elif t["asr"]:
                 catalog.set_pair(item.source, item.item_id, p["audio"], "paired",
                                  f"asr caption: {t['asr_reason']}")
+
+
+class _ThreadSafeStats:
+    """Scrapy's stats collector is not thread-safe: run each update on the reactor thread."""
+
+    def __init__(self, stats):
+        self._stats = stats
+
+    def __getattr__(self, name):
+        method = getattr(self._stats, name)
+        return lambda *args: reactor.callFromThread(method, *args)
 
 
 def _md5(path: Path) -> str:
