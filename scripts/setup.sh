@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 
 PYTHON="${PYTHON:-python3}"
 VENV="${VENV:-.venv}"
-APT_PACKAGES=(ffmpeg espeak-ng gcc g++ make libsndfile1)
+APT_PACKAGES=(ffmpeg espeak-ng gcc g++ make libsndfile1 chromium fonts-dejavu-core)
 
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do

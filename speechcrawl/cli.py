@@ -17,7 +17,6 @@ from crawler.settings import ARCHIVE_ORG_BASE_URL
 NOT_BUILT = {
     "align": "the align stage (issues 4 and 5, Align)",
     "release": "the release stage (issue 7, Releases)",
-    "audit": "the license audit report (issue 8)",
     "export": "the exports (issue 6, Manifests)",
     "run": "job files (issue 6, Manifests)",
 }
@@ -69,6 +68,29 @@ def _crawl(args: argparse.Namespace) -> int:
         reason = stats.get("finish_reason", "unknown")
         raise RuntimeError(f"discovery found no items at {args.base_url} (finish reason: "
                            f"{reason}; see {workdir / 'crawl.log'})")
+    return 0
+
+
+def _audit(args: argparse.Namespace) -> int:
+    import datetime
+
+    from manifests.audit import build_audit
+    from manifests.audit_report import write_report
+
+    workdir = Path(args.workdir)
+    audit = build_audit(workdir, Path(args.release) if args.release else None)
+    tag = audit["release"]["version"] if audit["release"] else \
+        datetime.date.fromisoformat(audit["generated_at"][:10]).isoformat()
+    out = write_report(audit, Path(args.out) if args.out else
+                       workdir / "reports" / f"audit-{tag}")
+    gate = audit["gate"]
+    print(f"audit written to {out / 'index.html'} ({len(audit['items'])} items, "
+          f"{gate['blockers']} blocking and {gate['warnings']} other findings)")
+    if not gate["passed"]:
+        kinds = sorted({f["kind"] for f in audit["findings"] if f["severity"] == "blocker"})
+        print(f"speechcrawl audit: license gate failed: {gate['blockers']} blocking findings "
+              f"({', '.join(kinds)}); see {out / 'index.html'}", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -134,7 +156,9 @@ def build_parser() -> argparse.ArgumentParser:
     au = sub.add_parser("audit", help="write the license audit report")
     au.add_argument("--workdir", required=True)
     au.add_argument("--release", default=None, help="the release directory to audit")
-    au.set_defaults(func=_not_built)
+    au.add_argument("--out", default=None,
+                    help="report directory (default: WORKDIR/reports/audit-<release or date>)")
+    au.set_defaults(func=_audit)
 
     e = sub.add_parser("export", help="export clips for another toolkit")
     e.add_argument("format", choices=["hf", "nemo", "lhotse"])

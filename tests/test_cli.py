@@ -23,7 +23,7 @@ CONTRACT = [
      "q", "--max-items", "3"],
     ["align", "--workdir", "W", "--model", "demo", "--device", "cpu", "--workers", "2"],
     ["release", "--workdir", "W", "--version", "v1", "--previous", "P"],
-    ["audit", "--workdir", "W", "--release", "R"],
+    ["audit", "--workdir", "W", "--release", "R", "--out", "O"],
     ["export", "hf", "--workdir", "W", "--out", "O"],
     ["export", "nemo", "--workdir", "W", "--out", "O"],
     ["export", "lhotse", "--workdir", "W", "--out", "O"],
@@ -46,7 +46,6 @@ def test_serve_defaults_to_loopback():
 @pytest.mark.parametrize("argv", [
     ["align", "--workdir", "{w}"],
     ["release", "--workdir", "{w}", "--version", "v1"],
-    ["audit", "--workdir", "{w}"],
     ["export", "hf", "--workdir", "{w}", "--out", "{w}/out"],
     ["run", "{w}/job.toml"],
 ])

@@ -1,0 +1,242 @@
+"""The license audit: every fact a sign-off needs, gathered from the catalog (and a release).
+
+``build_audit`` is a pure function of the workdir's catalog and, when given, a release
+directory: the same inputs give the same audit, apart from the date it was made. Findings that
+must stop a release (NC, ND or unknown licenses inside it, share-alike material outside a
+share-alike subset) are *blockers*; the audit command exits non-zero when there is one.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import sqlite3
+from collections import Counter, defaultdict
+from pathlib import Path
+
+import pyarrow.parquet as pq
+
+from manifests.version import code_version
+
+SCHEMA_VERSION = 1
+PERMITTED_FAMILIES = {"public-domain", "by", "by-sa"}
+FAMILY_NAMES = {"public-domain": "Public domain", "by": "CC BY", "by-sa": "CC BY-SA",
+                None: "Not permitted / unknown"}
+
+
+def _rows(db: Path, sql: str, *params) -> list[dict]:
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    conn.row_factory = sqlite3.Row
+    try:
+        return [dict(r) for r in conn.execute(sql, params)]
+    finally:
+        conn.close()
+
+
+def _reason_category(reason: str | None) -> str:
+    return (reason or "").split(":")[0].strip() or "unknown"
+
+
+def read_release(release: Path) -> dict:
+    """A release's rows per subset: item, license and duration, from its Parquet shards."""
+    meta = {}
+    if (release / "release.json").exists():
+        meta = json.loads((release / "release.json").read_text())
+    rows = []
+    for shard in sorted((release / "data").glob("*/*.parquet")):
+        table = pq.read_table(shard)
+        cols = set(table.column_names)
+        for r in table.select([c for c in ("item_id", "source", "license_spdx", "duration_ms")
+                               if c in cols]).to_pylist():
+            rows.append({"subset": shard.parent.name, "shard": f"{shard.parent.name}/{shard.name}",
+                         **r})
+    return {"version": meta.get("version") or release.name, "name": release.name, "rows": rows}
+
+
+def _verdict(spdx_ids: set[tuple[str | None, str | None]]) -> tuple[str, bool]:
+    """A plain-language license verdict for one subset, and whether it may be distributed."""
+    bad = sorted(s or "unknown" for s, f in spdx_ids if f not in PERMITTED_FAMILIES)
+    if bad:
+        return (f"MUST NOT BE DISTRIBUTED: contains {', '.join(bad)} material", False)
+    sa = sorted({s for s, f in spdx_ids if f == "by-sa"})
+    by = sorted({s for s, f in spdx_ids if f == "by"})
+    if sa:
+        versions = sorted({s.split("-")[3] if s.startswith("CC-") else s.split("-")[4]
+                           for s in sa})
+        return (f"contains CC BY-SA {' and '.join(versions)} material: must be distributed under "
+                f"CC BY-SA {max(versions)}, with attribution for every item", True)
+    if by:
+        return ("contains CC BY material (" + ", ".join(by) + "): may be distributed under any "
+                "terms that keep the attribution of every item (ATTRIBUTION.csv)", True)
+    return "public-domain material only: no conditions (attribution is still courteous)", True
+
+
+def build_audit(workdir: Path, release: Path | None = None,
+                now: datetime.datetime | None = None) -> dict:
+    db = Path(workdir) / "catalog.sqlite"
+    if not db.exists():
+        raise FileNotFoundError(f"no catalog at {db}: run a crawl first")
+    items = _rows(db, "SELECT * FROM items ORDER BY source, item_id")
+    files = _rows(db, "SELECT * FROM files ORDER BY source, item_id, name")
+    pairs = _rows(db, "SELECT * FROM pairs ORDER BY source, item_id, audio")
+    changes = _rows(db, "SELECT * FROM changes WHERE what = 'license changed' "
+                        "ORDER BY source, item_id, change_id")
+    by_item_files = defaultdict(list)
+    for f in files:
+        by_item_files[(f["source"], f["item_id"])].append(f)
+    paired_audio = {(p["source"], p["item_id"], p["audio"]) for p in pairs
+                    if p["status"] == "paired"}
+
+    rel = read_release(Path(release)) if release else None
+    rel_use: dict[tuple, dict] = defaultdict(lambda: {"clips": 0, "ms": 0, "subsets": set()})
+    if rel:
+        for r in rel["rows"]:
+            use = rel_use[(r.get("source", "archive_org"), r.get("item_id"))]
+            use["clips"] += 1
+            use["ms"] += r.get("duration_ms") or 0
+            use["subsets"].add(r["subset"])
+
+    findings: list[dict] = []
+
+    def finding(severity, kind, item, message, **details):
+        findings.append({"severity": severity, "kind": kind, "source": item["source"],
+                         "item_id": item["item_id"], "message": message,
+                         "details": dict(sorted(details.items()))})
+
+    out_items, attribution = [], []
+    for it in items:
+        key = (it["source"], it["item_id"])
+        its_files = by_item_files[key]
+        audio_hours = sum((f["length_s"] or 0) for f in its_files if f["role"] == "audio"
+                          and f["status"] == "downloaded"  # a duplicate is counted once
+                          and (f["source"], f["item_id"], f["name"]) in paired_audio) / 3600
+        asr = [f for f in its_files if f["asr"]]
+        use = rel_use.get(key)
+        evidence = json.loads(it["license_evidence"] or "[]")
+        row = {
+            "source": it["source"], "item_id": it["item_id"], "title": it["title"],
+            "creator": it["creator"], "url": it["url"],
+            "license_raw": json.loads(it["license_raw"]) if it["license_raw"] else None,
+            "license_spdx": it["license_spdx"], "license_family": it["license_family"],
+            "license_url": it["license_url"], "evidence": evidence,
+            "decision": it["decision"], "reason": it["reason"], "crawled_at": it["crawled_at"],
+            "gone_at": it["gone_at"], "hours_downloaded": round(audio_hours, 4),
+            "asr_files": [f["name"] for f in asr],
+            "clips_used": use["clips"] if use else 0,
+            "hours_used": round(use["ms"] / 3_600_000, 4) if use else 0.0,
+            "subsets": sorted(use["subsets"]) if use else [],
+        }
+        out_items.append(row)
+        for f in asr:
+            finding("warning", "asr_caption", it,
+                    f"{f['name']} is a machine (ASR) caption, not a human transcript; its clips "
+                    "are excluded from releases by default", file=f["name"],
+                    why=f["asr_reason"] or "")
+        if it["decision"] == "accepted" and (not it["creator"] or not it["title"]):
+            missing = [k for k in ("title", "creator") if not it[k]]
+            finding("warning", "attribution_incomplete", it,
+                    f"missing {' and '.join(missing)}: attribution (TASL) cannot be complete",
+                    missing=missing)
+        if (it["reason"] or "").startswith("conflicting"):
+            finding("warning", "conflicting_license_evidence", it, it["reason"],
+                    evidence=[f"{e['field']}: {e['value']}" for e in evidence])
+        if it["gone_at"]:
+            finding("warning", "license_not_rechecked", it,
+                    f"no longer found at the source since {it['gone_at']}: its license evidence "
+                    "could not be re-checked", gone_at=it["gone_at"])
+        if it["decision"] == "accepted":
+            attribution.append({
+                "source": it["source"], "item_id": it["item_id"],
+                "title": it["title"] or "", "author": it["creator"] or "",
+                "source_url": it["url"], "license": it["license_spdx"],
+                "license_url": it["license_url"] or ""})
+    for c in changes:
+        finding("warning", "license_changed", c, f"license changed: {c['old']} → {c['new']}",
+                at=c["at"], old=c["old"], new=c["new"])
+
+    subsets = []
+    by_key = {(r["source"], r["item_id"]): r for r in out_items}
+    if rel:
+        groups = defaultdict(list)
+        for r in rel["rows"]:
+            groups[r["subset"]].append(r)
+        for name, rows in sorted(groups.items()):
+            lic = set()
+            for r in rows:
+                item = by_key.get((r.get("source", "archive_org"), r.get("item_id")))
+                family = item["license_family"] if item and item["decision"] == "accepted" \
+                    else None
+                spdx = (item or {}).get("license_spdx") or r.get("license_spdx")
+                lic.add((spdx, family))
+                if family not in PERMITTED_FAMILIES:
+                    why = "not in the catalog" if item is None else (
+                        item["reason"] or f"license {spdx} is not permitted")
+                    finding("blocker", "not_permitted_in_release",
+                            {"source": r.get("source", "archive_org"),
+                             "item_id": r.get("item_id")},
+                            f"in release subset '{name}' ({r['shard']}) but {why}",
+                            subset=name, license=spdx or "unknown")
+            sa_here = sorted({s for s, f in lic if f == "by-sa"})
+            if sa_here and not name.endswith("_sa") and "sa" not in name.split("_"):
+                finding("blocker", "share_alike_outside_sa_subset",
+                        {"source": "-", "item_id": "-"},
+                        f"subset '{name}' holds share-alike material ({', '.join(sa_here)}) but "
+                        "is not labelled share-alike", subset=name)
+            verdict, ok = _verdict(lic)
+            subsets.append({"name": name, "clips": len(rows),
+                            "hours": round(sum(r.get("duration_ms") or 0 for r in rows)
+                                           / 3_600_000, 4),
+                            "licenses": sorted(s or "unknown" for s, _ in lic),
+                            "verdict": verdict, "distributable": ok})
+    else:
+        for name, families in (("PD + CC BY", {"public-domain", "by"}),
+                               ("CC BY-SA", {"by-sa"})):
+            members = [r for r in out_items if r["decision"] == "accepted"
+                       and r["license_family"] in families]
+            if members:
+                lic = {(r["license_spdx"], r["license_family"]) for r in members}
+                verdict, ok = _verdict(lic)
+                subsets.append({"name": f"{name} (candidate)",
+                                "clips": 0, "hours": round(sum(r["hours_downloaded"]
+                                                               for r in members), 4),
+                                "licenses": sorted(s for s, _ in lic), "verdict": verdict,
+                                "distributable": ok})
+
+    accepted = [r for r in out_items if r["decision"] == "accepted"]
+    hours_by = lambda key: dict(sorted(Counter({  # noqa: E731
+        k: round(sum(r["hours_used" if rel else "hours_downloaded"] for r in accepted
+                     if key(r) == k), 4) for k in {key(r) for r in accepted}}).items()))
+    summary = {
+        "items_seen": len(out_items),
+        "items_accepted": len(accepted),
+        "items_rejected": len(out_items) - len(accepted),
+        "items_gone": sum(1 for r in out_items if r["gone_at"]),
+        "hours_downloaded": round(sum(r["hours_downloaded"] for r in accepted), 4),
+        "hours_in_release": round(sum(r["hours_used"] for r in out_items), 4) if rel else None,
+        "clips_in_release": sum(r["clips_used"] for r in out_items) if rel else None,
+        "items_by_family": dict(sorted(Counter(
+            FAMILY_NAMES[r["license_family"]] for r in accepted).items())),
+        "hours_by_license": hours_by(lambda r: r["license_spdx"]),
+        "hours_by_source": hours_by(lambda r: r["source"]),
+        "rejections_by_reason": dict(sorted(Counter(
+            _reason_category(r["reason"]) for r in out_items
+            if r["decision"] == "rejected").items())),
+    }
+    findings.sort(key=lambda f: ({"blocker": 0, "warning": 1, "info": 2}[f["severity"]],
+                                 f["kind"], f["source"] or "", f["item_id"] or "",
+                                 f["message"]))
+    blockers = sum(1 for f in findings if f["severity"] == "blocker")
+    now = now or datetime.datetime.now(datetime.UTC)
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "generated_at": now.isoformat(timespec="seconds"),
+        "code_version": code_version(),
+        "release": {"version": rel["version"], "name": rel["name"]} if rel else None,
+        "gate": {"passed": blockers == 0, "blockers": blockers,
+                 "warnings": sum(1 for f in findings if f["severity"] == "warning")},
+        "summary": summary,
+        "subsets": subsets,
+        "findings": findings,
+        "items": out_items,
+        "attribution": attribution,
+    }

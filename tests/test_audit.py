@@ -1,0 +1,194 @@
+"""The license audit: facts, findings for every planted defect, the release gate, the report
+opened in a real headless browser."""
+
+from __future__ import annotations
+
+import datetime
+import json
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from test_crawl import run_crawl
+
+from crawler.sample_archive.build import build
+from crawler.sample_archive.server import serving
+from manifests.audit import build_audit
+from manifests.audit_report import BAR, write_report
+
+AUDIT = [sys.executable, "-m", "speechcrawl.cli", "audit"]
+FIXED = datetime.datetime(2026, 1, 2, 3, 4, 5, tzinfo=datetime.UTC)
+# Which finding each planted defect must produce.
+FINDING_FOR = {"asr_caption": "asr_caption", "missing_creator": "attribution_incomplete",
+               "license_conflict": "conflicting_license_evidence"}
+
+
+@pytest.fixture(scope="module")
+def audited(tmp_path_factory):
+    """An 11-item archive crawled, then changed at the source (a license changed, an item
+    removed) and crawled again: every defect the audit reports on is in it."""
+    tmp = tmp_path_factory.mktemp("audit")
+    archive = build(tmp / "archive", items=11)
+    defects = json.loads((archive / "defects.json").read_text())
+    workdir = tmp / "work"
+    accepted = sorted(i for i, v in defects["licenses"].items() if v["decision"] == "accepted")
+    relicensed, removed = accepted[0], accepted[1]
+    with serving(archive) as url:
+        run_crawl(workdir, url)
+        meta_path = archive / "items" / relicensed / "_meta.json"
+        meta = json.loads(meta_path.read_text())
+        meta["metadata"]["licenseurl"] = "https://creativecommons.org/licenses/by-sa/4.0/"
+        meta_path.write_text(json.dumps(meta))
+        shutil.rmtree(archive / "items" / removed)
+        run_crawl(workdir, url)
+    return {"workdir": workdir, "defects": defects, "relicensed": relicensed,
+            "removed": removed, "audit": build_audit(workdir, now=FIXED)}
+
+
+def test_every_license_form_maps_as_expected(audited):
+    items = {r["item_id"]: r for r in audited["audit"]["items"]}
+    assert set(items) == set(audited["defects"]["licenses"])
+    for item_id, want in audited["defects"]["licenses"].items():
+        if item_id == audited["relicensed"]:
+            continue
+        got = items[item_id]
+        assert (got["license_spdx"], got["license_family"], got["decision"]) == (
+            want["spdx"], want["family"], want["decision"]), item_id
+        raw = want["raw"] if isinstance(want["raw"], list) else [want["raw"]] if want["raw"] \
+            else []
+        assert [e["value"] for e in got["evidence"] if e["field"] == "licenseurl"] == raw
+
+
+def test_every_planted_defect_appears_in_its_finding(audited):
+    findings = audited["audit"]["findings"]
+    kinds = {d["kind"] for d in audited["defects"]["defects"]}
+    assert {"asr_caption", "missing_creator", "license_conflict"} <= kinds
+    for d in audited["defects"]["defects"]:
+        if d["kind"] in FINDING_FOR:
+            assert any(f["kind"] == FINDING_FOR[d["kind"]] and f["item_id"] == d["item_id"]
+                       for f in findings), d
+
+
+def test_changes_at_the_source_become_findings(audited):
+    findings = audited["audit"]["findings"]
+    changed = [f for f in findings if f["kind"] == "license_changed"]
+    assert [f["item_id"] for f in changed] == [audited["relicensed"]]
+    assert "CC-BY-SA-4.0" in changed[0]["message"]
+    gone = [f for f in findings if f["kind"] == "license_not_rechecked"]
+    assert [f["item_id"] for f in gone] == [audited["removed"]]
+
+
+def test_summary_adds_up(audited):
+    a = audited["audit"]
+    s = a["summary"]
+    assert s["items_seen"] == len(a["items"]) == s["items_accepted"] + s["items_rejected"]
+    assert sum(s["rejections_by_reason"].values()) == s["items_rejected"]
+    assert sum(s["items_by_family"].values()) == s["items_accepted"]
+    assert abs(sum(s["hours_by_license"].values()) - s["hours_downloaded"]) < 1e-3
+    assert a["gate"]["passed"] and not a["release"]
+    assert len(a["attribution"]) == s["items_accepted"]
+
+
+def test_audit_is_deterministic_apart_from_its_date(audited, tmp_path):
+    again = build_audit(audited["workdir"], now=FIXED)
+    assert again == audited["audit"]
+    one = write_report(again, tmp_path / "one")
+    two = write_report(build_audit(audited["workdir"], now=FIXED), tmp_path / "two")
+    for name in ("index.html", "audit.json", "items.csv", "findings.csv", "attribution.csv"):
+        assert (one / name).read_bytes() == (two / name).read_bytes(), name
+    later = build_audit(audited["workdir"])
+    assert {k: v for k, v in later.items() if k != "generated_at"} == \
+        {k: v for k, v in again.items() if k != "generated_at"}
+
+
+def _release(tmp_path: Path, subsets: dict[str, list[str]], audited) -> Path:
+    rel = tmp_path / "releases" / "v1"
+    items = {r["item_id"]: r for r in audited["audit"]["items"]}
+    for subset, ids in subsets.items():
+        rows = [{"id": f"{i}-{k}", "item_id": i, "source": "archive_org",
+                 "license_spdx": items[i]["license_spdx"], "duration_ms": 4000}
+                for k, i in enumerate(ids)]
+        path = rel / "data" / subset / "train-00000-of-00001.parquet"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        pq.write_table(pa.Table.from_pylist(rows), path)
+    (rel / "release.json").write_text(json.dumps({"version": "v1"}))
+    return rel
+
+
+def _by_family(audited, family):
+    return [r["item_id"] for r in audited["audit"]["items"]
+            if r["license_family"] == family and r["decision"] == "accepted"]
+
+
+def test_a_clean_release_passes_with_a_verdict_per_subset(audited, tmp_path):
+    pd_by = _by_family(audited, "public-domain") + _by_family(audited, "by")
+    rel = _release(tmp_path, {"clean": pd_by, "clean_sa": _by_family(audited, "by-sa")},
+                   audited)
+    out = tmp_path / "report"
+    result = subprocess.run(AUDIT + ["--workdir", str(audited["workdir"]), "--release",
+                                     str(rel), "--out", str(out)],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    audit = json.loads((out / "audit.json").read_text())
+    verdicts = {s["name"]: s["verdict"] for s in audit["subsets"]}
+    assert "attribution" in verdicts["clean"]
+    assert re.search(r"must be distributed under CC BY-SA 4\.0", verdicts["clean_sa"])
+    assert audit["summary"]["clips_in_release"] == len(pd_by) + len(_by_family(audited, "by-sa"))
+
+
+def test_a_release_polluted_with_an_nc_item_fails_the_audit(audited, tmp_path):
+    nc = next(i for i, v in audited["defects"]["licenses"].items()
+              if v["reason"] == "non-commercial")
+    rel = _release(tmp_path, {"clean": _by_family(audited, "by") + [nc]}, audited)
+    result = subprocess.run(AUDIT + ["--workdir", str(audited["workdir"]), "--release",
+                                     str(rel)], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1
+    assert "license gate failed" in result.stderr.strip().splitlines()[-1]
+    report = audited["workdir"] / "reports" / "audit-v1"
+    audit = json.loads((report / "audit.json").read_text())
+    blockers = [f for f in audit["findings"] if f["severity"] == "blocker"]
+    assert [(f["kind"], f["item_id"]) for f in blockers] == [("not_permitted_in_release", nc)]
+    assert "MUST NOT BE DISTRIBUTED" in audit["subsets"][0]["verdict"]
+
+
+def test_share_alike_outside_a_share_alike_subset_fails(audited, tmp_path):
+    rel = _release(tmp_path, {"clean": _by_family(audited, "by-sa")}, audited)
+    audit = build_audit(audited["workdir"], rel, now=FIXED)
+    assert not audit["gate"]["passed"]
+    assert [f["kind"] for f in audit["findings"] if f["severity"] == "blocker"] == [
+        "share_alike_outside_sa_subset"]
+
+
+CHROMIUM = ["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+            "--no-first-run", "--disable-background-networking", "--disable-component-update",
+            "--disable-sync", "--hide-scrollbars"]
+
+
+@pytest.mark.skipif(shutil.which("chromium") is None, reason="set-up installs chromium")
+def test_report_renders_in_a_real_browser(audited, tmp_path):
+    from PIL import Image
+
+    report = write_report(audited["audit"], tmp_path / "report")
+    url = (report / "index.html").as_uri()
+    profile = ["--user-data-dir=" + str(tmp_path / "profile")]
+    dom = subprocess.run(CHROMIUM + profile + ["--dump-dom", url], capture_output=True,
+                         text=True, timeout=120, check=True).stdout
+    shown = {k: v for k, v in re.findall(r'data-total="(\w+)">([^<]*)<', dom)}
+    summary = audited["audit"]["summary"]
+    assert shown and all(str(summary[k]) == v for k, v in shown.items())
+    assert dom.count('class="bar"') >= 4 and 'data-gate="pass"' in dom
+    assert "<script" not in (report / "index.html").read_text()  # self-contained, static
+    assert not re.search(r'(src|href)="(?!https?://[^"]*/details/)(https?:)?//',
+                         (report / "index.html").read_text())  # no external assets
+    png = tmp_path / "shot.png"
+    subprocess.run(CHROMIUM + profile + ["--window-size=1280,2000", f"--screenshot={png}", url],
+                   capture_output=True, timeout=120, check=True)
+    image = Image.open(png).convert("RGB")
+    bar = tuple(int(BAR[i: i + 2], 16) for i in (1, 3, 5))
+    bar_pixels = sum(1 for p in image.getdata() if p == bar)
+    assert image.size == (1280, 2000) and bar_pixels > 2000  # the charts were drawn
