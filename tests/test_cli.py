@@ -101,3 +101,4 @@ def test_demo_builds_serves_and_crawls_the_sample_archive(tmp_path):
     assert items and {r["item_id"] for r in items} <= set(facts["licenses"])
     assert all(r["decision"] == facts["licenses"][r["item_id"]]["decision"] for r in items)
     assert str(workdir / "manifests" / "items.parquet") in out
+    assert (workdir / "reports" / "audit-demo" / "index.html").is_file()
