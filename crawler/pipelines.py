@@ -227,6 +227,8 @@ class DownloadPipeline(_Pipeline):
             stats.inc_value("speechcrawl/files_duplicate")
             return
         stats.inc_value("speechcrawl/files_downloaded")
+        if f.role == "audio" and f.length_s:
+            stats.inc_value("speechcrawl/audio_seconds", f.length_s)
         if f.role == "transcript" and not f.asr and (why := asr_by_content(dest)):
             catalog.set_asr(f, why)
 

@@ -45,7 +45,8 @@ class Progress:
         mb = g("bytes_downloaded") / 1e6
         return (f"items {g('items_discovered')} found, {g('items_accepted')} accepted, "
                 f"{g('items_rejected')} rejected | files {g('files_downloaded')} downloaded "
-                f"({mb:.1f} MB), {g('files_duplicate')} duplicate, {g('files_corrupt')} corrupt, "
+                f"({mb:.1f} MB, {g('audio_seconds') / 3600:.2f} h of audio), "
+                f"{g('files_duplicate')} duplicate, {g('files_corrupt')} corrupt, "
                 f"{g('files_failed')} failed | {mb / elapsed:.2f} MB/s, "
                 f"{g('items_accepted') + g('items_rejected')} items in {elapsed:.0f} s")
 
