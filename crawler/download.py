@@ -30,6 +30,11 @@ from crawler.hosts import host_allowed
 
 CHUNK = 256 * 1024
 MAX_REDIRECTS = 5
+ROBOTS_MAX_BYTES = 512 * 1024
+# An attempt slower than this on average (after a grace period) is abandoned and resumed later,
+# so a server that drips a byte a minute cannot hold a download slot for ever.
+MIN_BYTES_PER_S = 16 * 1024
+GRACE_S = 60.0
 
 
 @dataclass
@@ -57,14 +62,23 @@ class _Fatal(Exception):
 
 
 def safe_relpath(name: str) -> Path:
-    """A remote file name as a relative path that cannot leave its directory."""
+    """A remote file name as a relative path that cannot leave its directory.
+
+    A name that had to be changed gets a short hash of the original before its extension, so
+    two names that sanitise alike (``a?b.mp3``, ``a_b.mp3``) never share a path.
+    """
     parts = []
     for part in re.split(r"[/\\]+", unicodedata.normalize("NFC", name)):
         part = re.sub(r"[\x00-\x1f\x7f]", "", part).strip()
         part = re.sub(r"[^\w .()+,=@&'\[\]-]", "_", part)
         part = part.lstrip(".") or "_"
         parts.append(part[:200])
-    return Path(*parts)
+    path = Path(*parts)
+    if str(path) != name:
+        tag = hashlib.sha1(name.encode("utf-8", "surrogatepass")).hexdigest()[:8]
+        path = path.with_name(f"{path.stem}~{tag}{path.suffix}" if path.suffix
+                              else f"{path.name}~{tag}")
+    return path
 
 
 def retry_after(value: str | None) -> float | None:
@@ -72,7 +86,7 @@ def retry_after(value: str | None) -> float | None:
     if not value:
         return None
     value = value.strip()
-    if value.isdigit():
+    if re.fullmatch(r"[0-9]{1,9}", value):
         return float(value)
     try:
         when = email.utils.parsedate_to_datetime(value)
@@ -85,7 +99,8 @@ class Downloader:
     def __init__(self, *, allowed_hosts: list[str], user_agent: str, max_bytes: int,
                  retries: int = 5, backoff_base: float = 1.0, backoff_max: float = 120.0,
                  timeout: tuple[float, float] = (10.0, 60.0), per_host: int = 2,
-                 obey_robots: bool = True):
+                 obey_robots: bool = True, min_bytes_per_s: float = MIN_BYTES_PER_S,
+                 grace_s: float = GRACE_S):
         self.allowed_hosts = allowed_hosts
         self.max_bytes = max_bytes
         self.retries = retries
@@ -94,6 +109,7 @@ class Downloader:
         self.timeout = timeout
         self.obey_robots = obey_robots
         self.user_agent = user_agent
+        self.min_bytes_per_s, self.grace_s = min_bytes_per_s, grace_s
         self._local = threading.local()
         self._slots: dict[str, threading.BoundedSemaphore] = defaultdict(
             lambda: threading.BoundedSemaphore(per_host))
@@ -123,21 +139,28 @@ class Downloader:
         if parser is None:
             parser = urllib.robotparser.RobotFileParser()
             try:
-                resp = self.session.get(origin + "/robots.txt", timeout=self.timeout)
+                with self.session.get(origin + "/robots.txt", timeout=self.timeout,
+                                      allow_redirects=False, stream=True) as resp:
+                    body = resp.raw.read(ROBOTS_MAX_BYTES, decode_content=True)
                 if resp.status_code >= 500:
                     parser.disallow_all = True
-                elif resp.status_code >= 400:
+                elif resp.status_code >= 300:  # missing, or elsewhere: nothing to obey here
                     parser.allow_all = True
                 else:
-                    parser.parse(resp.text.splitlines())
+                    parser.parse(body.decode("utf-8", "replace").splitlines())
             except requests.RequestException:
                 parser.allow_all = True  # as Scrapy does when robots.txt cannot be fetched
             with self._lock:
                 self._robots[origin] = parser
         return parser.can_fetch(self.user_agent, url)
 
-    def fetch(self, url: str, dest: Path, *, size: int | None, md5: str | None) -> Fetched:
-        """Fetch ``url`` into ``dest`` and verify it; never raises for network trouble."""
+    def fetch(self, url: str, dest: Path, *, size: int | None, md5: str | None,
+              check=None) -> Fetched:
+        """Fetch ``url`` into ``dest`` and verify it; never raises for network trouble.
+
+        ``check(path)`` may inspect the verified bytes before they are renamed into place and
+        return a reason to refuse them (status ``refused``): nothing refused is ever kept.
+        """
         if size is not None and size > self.max_bytes:
             return Fetched("failed", None, None, 0, 0,
                            f"too large: {size} bytes is over the cap of {self.max_bytes}")
@@ -147,10 +170,15 @@ class Downloader:
         for attempt in range(1, self.retries + 1):
             try:
                 digest, nbytes = self._attempt(url, part, size)
+                if size is not None and nbytes < size:
+                    raise _Retry(f"short: got {nbytes} of {size} bytes")  # resume next time
                 if size is not None and nbytes != size:
                     raise _Mismatch(f"size mismatch: got {nbytes} bytes, metadata says {size}")
                 if md5 and digest != md5.lower():
                     raise _Mismatch(f"md5 mismatch: got {digest}, metadata says {md5}")
+                if check is not None and (why := check(part)):
+                    part.unlink(missing_ok=True)
+                    return Fetched("refused", None, digest, nbytes, attempt, why)
                 _commit(part, dest)
                 return Fetched("downloaded", dest, digest, nbytes, attempt)
             except _Fatal as exc:
@@ -185,9 +213,13 @@ class Downloader:
         if size is not None and have == size and size > 0:
             return hasher.hexdigest(), have  # complete before an interruption
         with self._slots[urlsplit(url).hostname or ""], self._open(url, have) as resp:
-            if have and resp.status_code == 200:  # the server ignored the range: start over
+            if have and not _resumes_at(resp, have):  # range ignored or misplaced: start over
                 have, hasher = 0, hashlib.md5()
+                if resp.status_code == 206:
+                    part.unlink(missing_ok=True)
+                    raise _Retry("the server sent another range than the one asked for")
             mode = "ab" if have else "wb"
+            started = time.monotonic()
             with part.open(mode) as out, _BackgroundHash(hasher) as background:
                 nbytes = have
                 for chunk in resp.iter_content(CHUNK):
@@ -196,6 +228,10 @@ class Downloader:
                         raise _Fatal(f"too large: over the cap of {self.max_bytes} bytes")
                     background.update(chunk)
                     out.write(chunk)
+                    elapsed = time.monotonic() - started
+                    if elapsed > self.grace_s and (nbytes - have) / elapsed < \
+                            self.min_bytes_per_s:
+                        raise _Retry(f"too slow: {(nbytes - have) / elapsed:.0f} B/s")
         return hasher.hexdigest(), nbytes
 
     def _open(self, url: str, offset: int) -> requests.Response:
@@ -249,6 +285,14 @@ class _BackgroundHash:
     def __exit__(self, *exc) -> None:
         self.queue.put(None)
         self.thread.join()
+
+
+def _resumes_at(resp: requests.Response, offset: int) -> bool:
+    """Does this response continue the file at ``offset`` (a 206 whose range starts there)?"""
+    if resp.status_code != 206:
+        return False
+    m = re.match(r"bytes (\d+)-", resp.headers.get("Content-Range", ""))
+    return bool(m) and int(m.group(1)) == offset
 
 
 def _commit(part: Path, dest: Path) -> None:

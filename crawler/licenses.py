@@ -58,7 +58,18 @@ PORT_NAMES = {"generic": None, "unported": None, "international": None, "united 
               "japan": "jp", "igo": "igo"}
 # Metadata fields that carry license statements, strongest first.
 LICENSE_FIELDS = ("licenseurl", "license", "rights")
-ALL_RIGHTS_RESERVED = re.compile(r"all rights reserved|©|\(c\)|copyright \d{4}", re.I)
+ALL_RIGHTS_RESERVED = re.compile(r"all rights reserved|alle rechte vorbehalten|"
+                                 r"tous droits r[ée]serv[ée]s", re.I)
+# Restrictions stated in words in a rights or license field, whatever URL sits beside them.
+RESTRICTIONS = [
+    (re.compile(r"non-?commercial|not for (any )?commercial|no commercial|personal use only|"
+                r"private use only|educational use only", re.I), "non-commercial"),
+    (re.compile(r"no deriv|no derivatives|may not be (modified|altered|edited)|"
+                r"without modification", re.I), "no-derivatives"),
+    (re.compile(r"\bnot (be )?(re)?distribut|\bmay not be (copied|shared|reproduced)|"
+                r"\bwith permission only\b|\bpermission required\b", re.I), "no redistribution"),
+]
+NEGATION = re.compile(r"\b(not|no|never|isn't|is not|n't)\b", re.I)
 
 
 @dataclass(frozen=True)
@@ -144,7 +155,7 @@ def parse_statement(value: str) -> License | None:
     text = re.sub(r"\s+", " ", value.strip().lower()).strip(" .")
     text = re.sub(r"^(licensed under|license:|licence:)\s*", "", text)
     for pattern, result in TEXT_TABLE:
-        if m := pattern.search(text):
+        if (m := pattern.search(text)) and not (result != "cc-text" and NEGATION.search(text)):
             if result != "cc-text":
                 return _public_domain(result)
             return _cc_from_text(m.group(1), m.group(2), m.group(3))
@@ -189,17 +200,29 @@ def decide(metadata: dict) -> Decision:
                 raw.append(value)
                 evidence.append(Evidence(fld, value, lic.spdx if lic else None,
                                          "" if lic else "not a recognised license"))
-            elif lic:
+                continue
+            if lic:
                 evidence.append(Evidence(fld, value, lic.spdx))
-            elif ALL_RIGHTS_RESERVED.search(value):
+            if ALL_RIGHTS_RESERVED.search(value):
                 evidence.append(Evidence(fld, value, None, "reserves rights"))
+            for pattern, restriction in RESTRICTIONS:
+                if pattern.search(value) and not (lic and restriction in lic.restrictions):
+                    evidence.append(Evidence(fld, value, None, f"restricts use: {restriction}"))
     found = {e.spdx for e in evidence if e.spdx}
     by_spdx = {lic.spdx: lic for e in evidence if e.spdx and (lic := parse_statement(e.value))}
 
     if not evidence:
         return Decision("rejected", "missing: no license statement", None, raw, evidence)
-    if any(e.note == "reserves rights" for e in evidence):
+    if stated := [e for e in evidence if e.note.startswith("restricts use")]:
         lic = by_spdx.get(sorted(found)[0]) if len(found) == 1 else None
+        what = stated[0].note.removeprefix("restricts use: ")
+        return Decision("rejected", f"{what}: stated in {stated[0].field}: "
+                                    f"{stated[0].value!r}", lic, raw, evidence)
+    if reserved := [e for e in evidence if e.note == "reserves rights"]:
+        lic = by_spdx.get(sorted(found)[0]) if len(found) == 1 else None
+        if not found:
+            return Decision("rejected", f"all rights reserved: stated in {reserved[0].field}",
+                            None, raw, evidence)
         return Decision("rejected", "conflicting evidence: a license and a reservation of rights",
                         lic, raw, evidence)
     if len(found) > 1:

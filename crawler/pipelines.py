@@ -157,10 +157,11 @@ class DownloadPipeline(_Pipeline):
 
     def process_item(self, item: SourceItem):
         """Each file in its own worker thread (a slow or retrying file never holds up the
-        others); the pair checks run once all of the item's files are settled."""
-        if not item.todo:
-            return item
+        others); the pair checks run once all of the item's files are settled, every crawl,
+        so a verdict is never lost to an interruption or a re-crawl."""
         spider = self.spider
+        if not item.pairs or item.decision.decision != "accepted":
+            return item
         fetches = [deferToThread(self._fetch_one, item, f, spider) for f in item.todo]
         d = DeferredList(fetches, consumeErrors=True)
         d.addCallback(lambda _: deferToThread(self._check_pairs, spider.catalog, item))
@@ -185,42 +186,41 @@ class DownloadPipeline(_Pipeline):
 
     def _fetch_file(self, catalog, stats, item: SourceItem, f: cat.FileRow, key) -> None:
         if f.md5 and (copy := catalog.stored_copy(f.md5, not_item=key)):
-            catalog.file_done(f, status=cat.DUPLICATE, local_path=copy["local_path"],
-                              duplicate_of=f"{copy['item_id']}/{copy['name']}",
-                              reason="same content already stored")
+            catalog.mark_duplicate(f, copy)
             stats.inc_value("speechcrawl/files_duplicate")
             return
         dest = self._dest(item, f.name)
         rel = str(dest.relative_to(self.raw.parent.resolve()))
+        check = _content_check(f.role)
         if dest.exists() and f.md5 and _md5(dest) == f.md5:  # renamed, then killed
-            copy = catalog.settle_download(f, f.md5, rel, dest.stat().st_size, 0)
+            if why := check(dest):
+                dest.unlink()
+                catalog.file_done(f, status=cat.SKIPPED, reason=why)
+                return
+            asr = asr_by_content(dest) if f.role == "transcript" and not f.asr else None
+            copy = catalog.settle_download(f, f.md5, rel, dest.stat().st_size, 0, asr)
             if copy is not None and copy["local_path"] != rel:
                 dest.unlink()
             return
         started = time.time()
-        result = self.downloader.fetch(item.download_urls[f.name], dest, size=f.size, md5=f.md5)
-        if result.status == "downloaded":  # the window the benchmark's MB/s is measured over
-            stats.min_value("speechcrawl/download_first_start", started)
-            stats.max_value("speechcrawl/download_last_end", time.time())
+        result = self.downloader.fetch(item.download_urls[f.name], dest, size=f.size, md5=f.md5,
+                                       check=check)
+        if result.status == "refused":  # fetched, verified, and not what its label says
+            stats.inc_value("speechcrawl/files_skipped")
+            catalog.file_done(f, status=cat.SKIPPED, reason=result.reason,
+                              attempts=result.attempts)
+            return
         if result.status != "downloaded":
             stats.inc_value(f"speechcrawl/files_{result.status}")
             catalog.file_done(f, status=cat.CORRUPT if result.status == "corrupt" else "failed",
                               reason=result.reason, attempts=result.attempts)
             return
+        # The window the benchmark's MB/s is measured over.
+        stats.min_value("speechcrawl/download_first_start", started)
+        stats.max_value("speechcrawl/download_last_end", time.time())
         stats.inc_value("speechcrawl/bytes_downloaded", result.nbytes)
-        if f.role == "audio" and not is_audio(dest):
-            dest.unlink()
-            stats.inc_value("speechcrawl/files_skipped")
-            catalog.file_done(f, status=cat.SKIPPED, attempts=result.attempts,
-                              reason=f"not audio: the content of {f.name!r} is not an audio "
-                                     "or video stream")
-            return
-        if f.role == "transcript" and not is_text(dest):
-            dest.unlink()
-            catalog.file_done(f, status=cat.SKIPPED, attempts=result.attempts,
-                              reason="not a transcript: binary content")
-            return
-        copy = catalog.settle_download(f, result.md5, rel, result.nbytes, result.attempts)
+        asr = asr_by_content(dest) if f.role == "transcript" and not f.asr else None
+        copy = catalog.settle_download(f, result.md5, rel, result.nbytes, result.attempts, asr)
         if copy is not None:  # another item stored the same bytes meanwhile
             if copy["local_path"] != rel:
                 dest.unlink()
@@ -229,8 +229,6 @@ class DownloadPipeline(_Pipeline):
         stats.inc_value("speechcrawl/files_downloaded")
         if f.role == "audio" and f.length_s:
             stats.inc_value("speechcrawl/audio_seconds", f.length_s)
-        if f.role == "transcript" and not f.asr and (why := asr_by_content(dest)):
-            catalog.set_asr(f, why)
 
     def _check_pairs(self, catalog: cat.Catalog, item: SourceItem) -> None:
         files = {r["name"]: r for r in catalog.files(item.source, item.item_id)}
@@ -251,6 +249,13 @@ class DownloadPipeline(_Pipeline):
             elif t["asr"]:
                 catalog.set_pair(item.source, item.item_id, p["audio"], "paired",
                                  f"asr caption: {t['asr_reason']}")
+
+
+def _content_check(role: str):
+    """What the bytes of a file of this role must look like before they are kept."""
+    if role == "audio":
+        return lambda path: None if is_audio(path) else cat.NOT_AUDIO
+    return lambda path: None if is_text(path) else cat.NOT_TEXT
 
 
 class _ThreadSafeStats:
@@ -289,7 +294,7 @@ def transcript_end(path: Path) -> float | None:
         if path.suffix.lower() == ".srt":
             ends = [s.end.total_seconds() for s in srt.parse(text)]
         elif path.suffix.lower() == ".vtt":
-            ends = [c.end_in_seconds for c in webvtt.from_string(text)]
+            ends = [c.end_time.in_milliseconds() / 1000 for c in webvtt.from_string(text)]
         else:
             return None
     except Exception:  # a malformed file: the align stage reports it properly

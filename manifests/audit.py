@@ -79,8 +79,8 @@ def build_audit(workdir: Path, release: Path | None = None,
     items = _rows(db, "SELECT * FROM items ORDER BY source, item_id")
     files = _rows(db, "SELECT * FROM files ORDER BY source, item_id, name")
     pairs = _rows(db, "SELECT * FROM pairs ORDER BY source, item_id, audio")
-    changes = _rows(db, "SELECT * FROM changes WHERE what = 'license changed' "
-                        "ORDER BY source, item_id, change_id")
+    changes = _rows(db, "SELECT * FROM changes WHERE what IN ('license changed', "
+                        "'decision changed') ORDER BY source, item_id, change_id")
     by_item_files = defaultdict(list)
     for f in files:
         by_item_files[(f["source"], f["item_id"])].append(f)
@@ -151,8 +151,9 @@ def build_audit(workdir: Path, release: Path | None = None,
                 "source_url": it["url"], "license": it["license_spdx"],
                 "license_url": it["license_url"] or ""})
     for c in changes:
-        finding("warning", "license_changed", c, f"license changed: {c['old']} → {c['new']}",
-                at=c["at"], old=c["old"], new=c["new"])
+        kind = c["what"].replace(" ", "_")
+        finding("warning", kind, c, f"{c['what']}: {c['old']} → {c['new']}", at=c["at"],
+                old=c["old"], new=c["new"])
 
     subsets = []
     by_key = {(r["source"], r["item_id"]): r for r in out_items}
@@ -168,6 +169,14 @@ def build_audit(workdir: Path, release: Path | None = None,
                     else None
                 spdx = (item or {}).get("license_spdx") or r.get("license_spdx")
                 lic.add((spdx, family))
+                shard_spdx = r.get("license_spdx")
+                if item and shard_spdx and shard_spdx != item["license_spdx"]:
+                    finding("blocker", "license_mismatch_in_release",
+                            {"source": r.get("source", "archive_org"),
+                             "item_id": r.get("item_id")},
+                            f"release subset '{name}' ({r['shard']}) labels it {shard_spdx}, "
+                            f"the catalog says {item['license_spdx']}", subset=name,
+                            license=shard_spdx)
                 if family not in PERMITTED_FAMILIES:
                     why = "not in the catalog" if item is None else (
                         item["reason"] or f"license {spdx} is not permitted")

@@ -64,9 +64,17 @@ CREATE TABLE IF NOT EXISTS pairs (
 # fetched again while the source lists them with the same md5.
 PENDING, DOWNLOADED, SKIPPED, CORRUPT, DUPLICATE, REMOVED = (
     "pending", "downloaded", "skipped", "corrupt", "duplicate", "removed")
-SETTLED = {DOWNLOADED, SKIPPED, CORRUPT, DUPLICATE}
 # Files of a rejected item are skipped for this reason, and fetched if the item is accepted later.
 ITEM_REJECTED = "item rejected by the license gate"
+# Skips decided by looking at fetched bytes; other skips are decided afresh at every crawl.
+NOT_AUDIO, NOT_TEXT = "not audio: the content is not an audio or video stream", \
+    "not a transcript: binary content"
+
+
+def settled(row) -> bool:
+    """Fetched or judged on its bytes: not fetched again while its md5 and size are the same."""
+    return row["status"] in (DOWNLOADED, CORRUPT, DUPLICATE) or (
+        row["status"] == SKIPPED and row["reason"] in (NOT_AUDIO, NOT_TEXT))
 
 
 def now() -> str:
@@ -218,16 +226,23 @@ class Catalog:
         todo = []
         for f in files:
             old = existing.pop(f.name, None)
-            if old is not None and old["md5"] == f.md5 and f.status == PENDING:
-                if old["status"] in SETTLED and old["reason"] != ITEM_REJECTED:
+            same = old is not None and (old["md5"], old["size"]) == (f.md5, f.size)
+            if same and f.status == PENDING:
+                if settled(old):
                     continue  # fetched or judged before, and unchanged since
                 if old["status"] == PENDING:
                     todo.append(f)  # an interrupted run left it
                     continue
             if old is None and known_item:
                 change(f"file added: {f.name}", None, f.md5)
-            elif old is not None and old["md5"] != f.md5:
+            elif old is not None and not same:
                 change(f"file changed: {f.name}", old["md5"], f.md5)
+                if old["status"] == DOWNLOADED:  # its bytes are about to be replaced
+                    conn.execute(
+                        "UPDATE files SET status = ?, reason = ?, local_path = NULL, "
+                        "duplicate_of = NULL, updated_at = ? WHERE duplicate_of = ? AND "
+                        "status = ?", (PENDING, "its stored copy changed at the source", t,
+                                       f"{item['item_id']}/{f.name}", DUPLICATE))
             conn.execute(
                 """INSERT INTO files (source, item_id, name, role, format, size, md5, length_s,
                        file_source, asr, asr_reason, status, reason, updated_at)
@@ -262,7 +277,10 @@ class Catalog:
                             key).fetchone()[0] > 1
 
     def mark_gone(self, source: str, seen: set[str], job_id: int) -> list[str]:
-        """Items a complete discovery no longer finds: kept, marked gone, the change recorded."""
+        """Items a complete discovery no longer finds: kept, marked gone, the change recorded.
+
+        ``seen`` must hold every identifier the discovery returned, including those whose
+        metadata could not be read this time."""
         t = now()
         gone = []
         with self.connect() as conn:
@@ -290,13 +308,13 @@ class Catalog:
                  f.item_id, f.name))
 
     def settle_download(self, f: FileRow, md5: str, local_path: str, nbytes: int,
-                        attempts: int) -> sqlite3.Row | None:
+                        attempts: int, asr_reason: str | None = None) -> sqlite3.Row | None:
         """Mark a verified download as stored, unless the same content is stored already.
 
         Check and mark happen in one transaction, so two items downloading the same recording
-        at the same time still end with one stored copy. Returns the earlier copy, if any.
+        at the same time still end with one stored copy; the machine-caption flag is written in
+        the same transaction. Returns the earlier copy, if any.
         """
-        t = now()
         with self.connect() as conn:
             copy = conn.execute(
                 "SELECT * FROM files WHERE md5 = ? AND status = ? AND NOT (source = ? AND "
@@ -306,21 +324,30 @@ class Catalog:
                 conn.execute("UPDATE files SET status = ?, reason = NULL, local_path = ?, "
                              "duplicate_of = NULL, attempts = attempts + ?, bytes = ?, "
                              "updated_at = ? WHERE source = ? AND item_id = ? AND name = ?",
-                             (DOWNLOADED, local_path, attempts, nbytes, t, f.source, f.item_id,
-                              f.name))
+                             (DOWNLOADED, local_path, attempts, nbytes, now(), f.source,
+                              f.item_id, f.name))
             else:
-                conn.execute("UPDATE files SET status = ?, reason = ?, local_path = ?, "
-                             "duplicate_of = ?, attempts = attempts + ?, bytes = ?, "
-                             "updated_at = ? WHERE source = ? AND item_id = ? AND name = ?",
-                             (DUPLICATE, "same content already stored", copy["local_path"],
-                              f"{copy['item_id']}/{copy['name']}", attempts, nbytes, t,
-                              f.source, f.item_id, f.name))
+                self._duplicate(conn, f, copy, attempts, nbytes)
+            if asr_reason:
+                conn.execute("UPDATE files SET asr = 1, asr_reason = ? WHERE source = ? AND "
+                             "item_id = ? AND name = ?", (asr_reason, f.source, f.item_id,
+                                                          f.name))
             return copy
 
-    def set_asr(self, f: FileRow, reason: str) -> None:
+    def mark_duplicate(self, f: FileRow, copy: sqlite3.Row) -> None:
         with self.connect() as conn:
-            conn.execute("UPDATE files SET asr = 1, asr_reason = ? WHERE source = ? AND "
-                         "item_id = ? AND name = ?", (reason, f.source, f.item_id, f.name))
+            self._duplicate(conn, f, copy, 0, None)
+
+    @staticmethod
+    def _duplicate(conn, f: FileRow, copy, attempts: int, nbytes: int | None) -> None:
+        """Point ``f`` at the stored copy; a machine caption stays one under any name."""
+        conn.execute("UPDATE files SET status = ?, reason = ?, local_path = ?, duplicate_of = ?, "
+                     "attempts = attempts + ?, bytes = ?, updated_at = ?, "
+                     "asr = MAX(asr, ?), asr_reason = COALESCE(asr_reason, ?) "
+                     "WHERE source = ? AND item_id = ? AND name = ?",
+                     (DUPLICATE, "same content already stored", copy["local_path"],
+                      f"{copy['item_id']}/{copy['name']}", attempts, nbytes, now(),
+                      copy["asr"], copy["asr_reason"], f.source, f.item_id, f.name))
 
     def set_pair(self, source: str, item_id: str, audio: str, status: str,
                  reason: str | None) -> None:

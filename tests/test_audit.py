@@ -79,6 +79,7 @@ def test_changes_at_the_source_become_findings(audited):
     changed = [f for f in findings if f["kind"] == "license_changed"]
     assert [f["item_id"] for f in changed] == [audited["relicensed"]]
     assert "CC-BY-SA-4.0" in changed[0]["message"]
+    assert not [f for f in findings if f["kind"] == "decision_changed"]  # still accepted
     gone = [f for f in findings if f["kind"] == "license_not_rechecked"]
     assert [f["item_id"] for f in gone] == [audited["removed"]]
 
@@ -154,6 +155,18 @@ def test_a_release_polluted_with_an_nc_item_fails_the_audit(audited, tmp_path):
     blockers = [f for f in audit["findings"] if f["severity"] == "blocker"]
     assert [(f["kind"], f["item_id"]) for f in blockers] == [("not_permitted_in_release", nc)]
     assert "MUST NOT BE DISTRIBUTED" in audit["subsets"][0]["verdict"]
+
+
+def test_a_release_that_relabels_a_license_fails(audited, tmp_path):
+    by = _by_family(audited, "by")
+    rel = _release(tmp_path, {"clean": by}, audited)
+    shard = rel / "data" / "clean" / "train-00000-of-00001.parquet"
+    rows = pq.read_table(shard).to_pylist()
+    rows[0]["license_spdx"] = "CC0-1.0"
+    pq.write_table(pa.Table.from_pylist(rows), shard)
+    audit = build_audit(audited["workdir"], rel, now=FIXED)
+    assert [(f["kind"], f["item_id"]) for f in audit["findings"]
+            if f["severity"] == "blocker"] == [("license_mismatch_in_release", rows[0]["item_id"])]
 
 
 def test_share_alike_outside_a_share_alike_subset_fails(audited, tmp_path):

@@ -141,7 +141,13 @@ def test_downloads_are_exactly_the_verified_files(crawled, archive):
 def test_second_crawl_of_an_unchanged_source_downloads_nothing(crawled, base_url, tmp_path):
     workdir = Path(shutil.copytree(crawled, tmp_path / "again"))
     before = {p: p.stat().st_mtime_ns for p in (workdir / "raw").rglob("*") if p.is_file()}
+    pairs_sql = "SELECT item_id, audio, transcript, status, reason FROM pairs ORDER BY 1, 2"
+    with db(workdir) as conn:
+        pairs_before = [tuple(r) for r in conn.execute(pairs_sql)]
+    assert any(p[3] == "unusable" for p in pairs_before)  # the planted bad md5
     run_crawl(workdir, base_url)
+    with db(workdir) as conn:
+        assert [tuple(r) for r in conn.execute(pairs_sql)] == pairs_before  # verdicts kept
     with db(workdir) as conn:
         job = conn.execute("SELECT * FROM jobs ORDER BY job_id DESC LIMIT 1").fetchone()
         changes = conn.execute("SELECT COUNT(*) FROM changes WHERE job_id = ?",

@@ -109,3 +109,24 @@ def test_canonical_urls_and_names():
     assert lic.name == "Creative Commons Attribution-ShareAlike 3.0"
     assert normalise_url("HTTPS://www.CreativeCommons.org/licenses/by/4.0/deed.en") == \
         "creativecommons.org/licenses/by/4.0"
+
+
+@pytest.mark.parametrize("metadata, reason", [
+    ({"licenseurl": "http://creativecommons.org/licenses/by/3.0/",
+      "rights": "For non-commercial use only. No derivatives."}, "non-commercial"),
+    ({"licenseurl": "https://creativecommons.org/licenses/by-sa/4.0/",
+      "rights": "Personal use only"}, "non-commercial"),
+    ({"licenseurl": "https://creativecommons.org/licenses/by/4.0/",
+      "license": "May not be redistributed"}, "no redistribution"),
+    ({"rights": "This is not a work of the U.S. government. All rights reserved."},
+     "all rights reserved"),
+])
+def test_restrictions_written_in_words_beat_a_permissive_url(metadata, reason):
+    d = decide(metadata)
+    assert d.decision == "rejected" and d.reason.startswith(reason)
+
+
+def test_a_copyright_notice_is_not_a_reservation_of_rights():
+    d = decide({"licenseurl": "https://creativecommons.org/licenses/by/4.0/",
+                "rights": "Copyright 2015 Jane Doe"})
+    assert d.decision == "accepted" and d.spdx == "CC-BY-4.0"

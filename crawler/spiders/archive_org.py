@@ -37,8 +37,9 @@ class ArchiveOrgSpider(scrapy.Spider):
         self.query = query or ARCHIVE_ORG_QUERY
         self.max_items = int(max_items) if max_items not in (None, "") else None
         self.workdir = workdir
-        self.seen: set[str] = set()
+        self.seen: set[str] = set()  # every identifier discovery returned
         self.discovery_complete = False
+        self.scrape_total = None
 
     @classmethod
     def update_settings(cls, settings):
@@ -83,14 +84,28 @@ class ArchiveOrgSpider(scrapy.Spider):
                                      cb_kwargs={"identifier": identifier})
 
     def parse_scrape(self, response, cursor):
-        data = response.json()
-        yield from self._found([str(d.get("identifier", "")) for d in data.get("items", [])])
+        try:
+            data = response.json()
+        except ValueError:
+            data = None
+        if not isinstance(data, dict) or not isinstance(data.get("items"), list):
+            # An error page or an {"error": …} answer is a failed search, not an empty one.
+            reason = data.get("error") if isinstance(data, dict) else "not JSON"
+            self.logger.warning("Scrape API answered without items (%s)", reason)
+            if cursor is None:
+                yield self._advancedsearch_page(1)
+            return  # mid-way: this crawl's discovery stays incomplete; nothing is marked gone
+        self.scrape_total = data.get("total")
+        yield from self._found([str(d.get("identifier", "")) for d in data["items"]])
         if self._limited():
             return
         if data.get("cursor") and data["cursor"] != cursor:
             yield self._scrape_page(data["cursor"])
-        else:
+        elif self.scrape_total is None or len(self.seen) >= int(self.scrape_total):
             self.discovery_complete = True
+        else:
+            self.logger.warning("discovery ended with %d of %s items; not marking any item "
+                                "gone", len(self.seen), self.scrape_total)
 
     def scrape_failed(self, failure):
         self.logger.warning("Scrape API failed (%s); falling back to advanced search",
@@ -98,8 +113,12 @@ class ArchiveOrgSpider(scrapy.Spider):
         yield self._advancedsearch_page(1)
 
     def parse_advancedsearch(self, response, page):
-        data = response.json()["response"]
-        docs = data.get("docs", [])
+        try:
+            data = response.json()["response"]
+            docs = list(data["docs"])
+        except (ValueError, KeyError, TypeError):
+            self.logger.warning("advanced search answered without results; discovery incomplete")
+            return
         yield from self._found([str(d.get("identifier", "")) for d in docs])
         if self._limited():
             return
@@ -118,8 +137,7 @@ class ArchiveOrgSpider(scrapy.Spider):
             self.crawler.stats.inc_value("speechcrawl/metadata_unavailable")
             self.logger.warning("no metadata for %s; it will be tried again next crawl",
                                 identifier)
-            self.seen.discard(identifier)  # not seen: never marked gone for this
-            return
+            return  # still in self.seen: found by discovery, so never marked gone for this
         meta = data["metadata"]
         files = [f for f in data.get("files", []) if isinstance(f, dict) and f.get("name")]
         choices = choose_files(files)

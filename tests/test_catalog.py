@@ -1,0 +1,97 @@
+"""The catalog's bookkeeping: what a re-crawl fetches again, dedup, gone items."""
+
+from __future__ import annotations
+
+import pytest
+
+from manifests import catalog as cat
+
+
+def item(item_id: str, license_spdx: str = "CC-BY-4.0", decision: str = "accepted",
+         digest: str = "h1") -> dict:
+    return {"source": "s", "item_id": item_id, "url": f"u/{item_id}", "title": "t",
+            "creator": "c", "metadata": {"v": digest}, "metadata_hash": digest,
+            "license_raw": "x", "license_url": None, "license_spdx": license_spdx,
+            "license_family": "by", "license_evidence": [], "decision": decision,
+            "reason": None}
+
+
+def row(item_id: str, name: str, md5: str | None = "m1", status: str = cat.PENDING,
+        reason: str | None = None, size: int = 10) -> cat.FileRow:
+    return cat.FileRow("s", item_id, name, "audio", "VBR MP3", size, md5, 1.0, status, reason)
+
+
+@pytest.fixture
+def db(tmp_path):
+    return cat.Catalog(tmp_path / "catalog.sqlite")
+
+
+def names(rows):
+    return [r.name for r in rows]
+
+
+def test_a_file_skipped_at_selection_is_fetched_once_it_is_wanted(db):
+    job = db.start_job("s", "b", "q")
+    skipped = row("a", "a.mp3", status=cat.SKIPPED, reason="no transcript to pair with")
+    assert names(db.record_item(item("a"), [skipped], [], job)) == []
+    assert names(db.record_item(item("a", digest="h2"), [row("a", "a.mp3")], [], job)) == \
+        ["a.mp3"]
+
+
+def test_settled_files_are_not_fetched_again_unless_they_change(db):
+    job = db.start_job("s", "b", "q")
+    f = row("a", "a.mp3")
+    assert names(db.record_item(item("a"), [f], [], job)) == ["a.mp3"]
+    db.settle_download(f, "m1", "raw/s/a/a.mp3", 10, 1)
+    assert db.record_item(item("a"), [row("a", "a.mp3")], [], job) == []
+    # Content-refused files are settled too; a new size or md5 is a new file.
+    assert names(db.record_item(item("a", digest="h2"), [row("a", "a.mp3", size=11)], [],
+                                job)) == ["a.mp3"]
+    db.file_done(row("a", "a.mp3", size=11), status=cat.SKIPPED, reason=cat.NOT_AUDIO)
+    assert db.record_item(item("a", digest="h2"), [row("a", "a.mp3", size=11)], [], job) == []
+    # Files without an md5 are compared by size.
+    b = row("b", "b.mp3", md5=None)
+    db.record_item(item("b"), [b], [], job)
+    db.settle_download(b, "zz", "raw/s/b/b.mp3", 10, 1)
+    assert db.record_item(item("b"), [row("b", "b.mp3", md5=None)], [], job) == []
+    assert names(db.record_item(item("b", digest="h2"), [row("b", "b.mp3", md5=None, size=12)],
+                                [], job)) == ["b.mp3"]
+
+
+def test_duplicates_inherit_the_machine_caption_flag(db):
+    job = db.start_job("s", "b", "q")
+    a, b = row("a", "a.srt"), row("b", "b.srt")
+    db.record_item(item("a"), [a], [], job)
+    db.record_item(item("b"), [b], [], job)
+    db.settle_download(a, "m1", "raw/s/a/a.srt", 10, 1, asr_reason="no capitals")
+    copy = db.settle_download(b, "m1", "raw/s/b/b.srt", 10, 1)
+    assert copy["name"] == "a.srt"
+    (got,) = db.files("s", "b")
+    assert got["status"] == cat.DUPLICATE and got["asr"] == 1 and got["asr_reason"]
+    assert got["local_path"] == "raw/s/a/a.srt" and got["duplicate_of"] == "a/a.srt"
+
+
+def test_a_changed_original_sends_its_duplicates_back_to_be_fetched(db):
+    job = db.start_job("s", "b", "q")
+    a, b = row("a", "a.mp3"), row("b", "b.mp3")
+    db.record_item(item("a"), [a], [], job)
+    db.record_item(item("b"), [b], [], job)
+    db.settle_download(a, "m1", "raw/s/a/a.mp3", 10, 1)
+    db.mark_duplicate(b, db.stored_copy("m1", not_item=("s", "b")))
+    db.record_item(item("a", digest="h2"), [row("a", "a.mp3", md5="m2")], [], job)
+    (got,) = db.files("s", "b")
+    assert got["status"] == cat.PENDING and got["local_path"] is None
+    assert names(db.record_item(item("b"), [row("b", "b.mp3")], [], job)) == ["b.mp3"]
+
+
+def test_gone_items_and_returning_ones(db):
+    job = db.start_job("s", "b", "q")
+    for i in ("a", "b"):
+        db.record_item(item(i), [], [], job)
+    assert db.mark_gone("s", {"a"}, job) == ["b"]
+    assert db.mark_gone("s", {"a"}, job) == []  # recorded once
+    db.record_item(item("b"), [], [], job)
+    whats = [r["what"] for r in db.query("SELECT what FROM changes WHERE item_id = 'b' "
+                                         "ORDER BY change_id")]
+    assert whats == ["item added", "item gone from the source", "item returned"]
+    assert db.query("SELECT gone_at FROM items WHERE item_id = 'b'")[0]["gone_at"] is None
