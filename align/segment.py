@@ -1,0 +1,185 @@
+"""Where each utterance of a transcript is spoken in a long recording.
+
+Three passes, coarse to fine:
+
+1. ``ctc-segmentation`` places every utterance on the log-softmax emissions of the whole
+   recording (its window grows and is retried until the path is found, so a correct transcript
+   of a long recording does not end in "maximum window size reached"). Untranscribed audio
+   before, between and after utterances is absorbed by blank frames.
+2. ``torchaudio.functional.forced_align`` aligns each utterance's tokens within its span, which
+   gives token (and word) timings.
+3. The speech boundaries are moved to the nearest quiet frames, measured on the audio itself:
+   a CTC model's first and last emissions sit inside the sounds they stand for, not at their
+   edges.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+import torchaudio.functional as taf
+from ctc_segmentation import (
+    CtcSegmentationParameters,
+    ctc_segmentation,
+    determine_utterance_segments,
+    prepare_token_list,
+)
+
+from align.acoustic import Emissions
+
+log = logging.getLogger(__name__)
+ENERGY_HOP = 160  # 10 ms at 16 kHz
+EDGE_SEARCH_S = 0.25  # how far the speech edges may move from the token edges
+
+
+@dataclass
+class Word:
+    word: str
+    start_s: float
+    end_s: float
+    score: float
+
+
+@dataclass
+class Segment:
+    index: int  # the utterance's position in the transcript
+    text: str  # normalised, in the model's alphabet
+    score: float  # ctc-segmentation confidence (log-probability, min over windows)
+    speech_start_s: float
+    speech_end_s: float
+    words: list[Word] = field(default_factory=list)
+    aligned: bool = True  # False when the tokens could not be placed at all
+
+
+class TextLongerThanAudio(ValueError):
+    pass
+
+
+def _window_sizes(frames: int, tokens: int) -> list[int]:
+    """Windows to try, smallest first: the ratio of audio to text sets where to start."""
+    ratio = frames / max(tokens, 1)
+    start = int(min(frames, max(1000, 400 * ratio)))
+    sizes = [start]
+    while sizes[-1] < frames:
+        sizes.append(min(frames, sizes[-1] * 2))
+    return sizes
+
+
+def place_utterances(emissions: Emissions, token_lists: list[list[int]]) -> list[tuple]:
+    """ctc-segmentation over the whole recording: (start_s, end_s, score) per utterance."""
+    lpz = emissions.log_probs
+    total_tokens = sum(len(t) for t in token_lists) + len(token_lists) + 1
+    if total_tokens > len(lpz):
+        raise TextLongerThanAudio(f"text longer than audio: {total_tokens} tokens for "
+                                  f"{len(lpz)} frames ({len(lpz) * emissions.frame_s:.1f} s)")
+    vocab = emissions.info.vocab
+    for size in _window_sizes(len(lpz), total_tokens):
+        config = CtcSegmentationParameters(
+            char_list=list(vocab.labels), blank=vocab.blank,
+            index_duration=emissions.frame_s, min_window_size=size,
+            max_window_size=size + 1)  # one size per try: we choose the sizes ourselves
+        gt, begins = prepare_token_list(config, [np.array(t, dtype=np.int64)
+                                                 for t in token_lists])
+        try:
+            timings, char_probs, _ = ctc_segmentation(config, lpz, gt)
+        except (IndexError, AssertionError) as exc:
+            log.info("window %d frames failed (%s); trying a larger one", size, exc)
+            continue
+        segments = determine_utterance_segments(config, begins, char_probs, timings,
+                                                ["x"] * len(token_lists))
+        return [(s, e, float(score)) for s, e, score in segments]
+    raise ValueError("ctc-segmentation found no path even with a window as long as the audio")
+
+
+def _energy_db(samples: np.ndarray) -> np.ndarray:
+    n = len(samples) // ENERGY_HOP
+    frames = samples[: n * ENERGY_HOP].astype(np.float32).reshape(n, ENERGY_HOP) / 32768.0
+    return 10 * np.log10(np.mean(frames**2, axis=1) + 1e-10)
+
+
+def _refine_edges(energy: np.ndarray, start_s: float, end_s: float,
+                  lo_s: float, hi_s: float) -> tuple[float, float]:
+    """Move token edges to where the sound starts and stops, within [lo_s, hi_s]."""
+    hop = ENERGY_HOP / 16000
+    a, b = int(start_s / hop), int(np.ceil(end_s / hop))
+    lo, hi = max(0, int(lo_s / hop)), min(len(energy), int(np.ceil(hi_s / hop)))
+    if b <= a or hi - lo < 3:
+        return start_s, end_s
+    window = energy[lo:hi]
+    floor = np.percentile(window, 10)
+    peak = np.percentile(energy[a:b], 95) if b > a else window.max()
+    if peak - floor < 12:  # no clear silence around the speech: keep the token edges
+        return start_s, end_s
+    threshold = floor + 0.25 * (peak - floor)
+    reach = int(EDGE_SEARCH_S / hop)
+    s = a
+    while s - 1 >= max(lo, a - reach) and energy[s - 1] > threshold:
+        s -= 1
+    while s < b and energy[s] <= threshold and s < a + reach // 2:
+        s += 1
+    e = b
+    while e < min(hi, b + reach) and energy[e] > threshold:
+        e += 1
+    while e > s + 1 and energy[e - 1] <= threshold and e > b - reach // 2:
+        e -= 1
+    return s * hop, e * hop
+
+
+def align_tokens(emissions: Emissions, tokens: list[int], first: int, last: int,
+                 words: list[str]) -> tuple[list[Word], float, float] | None:
+    """forced_align within frames [first, last): word timings and the token edges (s)."""
+    if not tokens or last - first < len(tokens):
+        return None
+    lp = torch.from_numpy(emissions.log_probs[first:last]).unsqueeze(0)
+    targets = torch.tensor([tokens], dtype=torch.int32)
+    try:
+        path, scores = taf.forced_align(lp, targets, blank=emissions.info.vocab.blank)
+    except RuntimeError:
+        return None
+    spans = taf.merge_tokens(path[0], scores[0].exp(), blank=emissions.info.vocab.blank)
+    vocab = emissions.info.vocab
+    sep = vocab.index.get(vocab.word_separator) if vocab.word_separator else None
+    out, current = [], []
+    for span in spans:
+        if span.token == sep:
+            if current:
+                out.append(current)
+            current = []
+        else:
+            current.append(span)
+    if current:
+        out.append(current)
+    t = emissions.time
+    word_list = [Word(w, t(first + g[0].start), t(first + g[-1].end),
+                      float(np.mean([s.score for s in g])))
+                 for w, g in zip(words, out, strict=False)]
+    return word_list, t(first + spans[0].start), t(first + spans[-1].end)
+
+
+def segment(emissions: Emissions, texts: list[str], samples: np.ndarray) -> list[Segment]:
+    """Place each normalised utterance in the recording; see the module's docstring."""
+    vocab = emissions.info.vocab
+    token_lists = [vocab.encode(t) for t in texts]
+    placed = place_utterances(emissions, token_lists)
+    energy = _energy_db(samples)
+    duration = len(samples) / 16000
+    fps = 1 / emissions.frame_s
+    out = []
+    for i, ((start, end, score), text, tokens) in enumerate(zip(placed, texts, token_lists,
+                                                                strict=True)):
+        first = max(0, int(start * fps) - 5)
+        last = min(len(emissions.log_probs), int(np.ceil(end * fps)) + 5)
+        aligned = align_tokens(emissions, tokens, first, last, vocab.text_case(text).split())
+        if aligned is None:
+            out.append(Segment(i, text, score, start, end, [], aligned=False))
+            continue
+        words, t0, t1 = aligned
+        prev_end = placed[i - 1][1] if i else 0.0
+        next_start = placed[i + 1][0] if i + 1 < len(placed) else duration
+        s, e = _refine_edges(energy, t0, t1 + emissions.frame_s, max(prev_end, t0 - 1.0),
+                             min(next_start, t1 + 1.0))
+        out.append(Segment(i, text, score, s, min(e, duration), words))
+    return out

@@ -1,0 +1,72 @@
+"""Segmentation on oracle emissions: the ctc-segmentation and edge logic alone, no model."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torchaudio
+
+from align.acoustic import Emissions, ModelInfo, Vocabulary
+from align.audio import decode
+from align.normalize import normalize
+from align.segment import TextLongerThanAudio, _window_sizes, segment
+
+VOCAB = Vocabulary(tuple(torchaudio.pipelines.WAV2VEC2_ASR_BASE_960H.get_labels()))
+INFO = ModelInfo("oracle", "0" * 64, VOCAB, "none")
+
+
+def oracle(truth: dict, duration: float) -> Emissions:
+    """Emissions a perfect model would give: each sentence's tokens spread over its speech,
+    one frame each, in order, with blanks between."""
+    frames = int(duration / 0.02) + 1
+    lp = np.full((frames, len(VOCAB.labels)), -15.0, np.float32)
+    lp[:, VOCAB.blank] = 0.0
+    for s in truth["sentences"]:
+        tokens = VOCAB.encode(normalize(s["text"]))
+        a, b = int(s["start"] / 0.02) + 1, int(s["end"] / 0.02) - 1
+        for tok, pos in zip(tokens, np.linspace(a, b, len(tokens)).astype(int), strict=True):
+            lp[pos] = -15.0
+            lp[pos, tok] = 0.0
+    lp -= np.log(np.exp(lp).sum(-1, keepdims=True))
+    return Emissions(lp, INFO)
+
+
+def recording(archive, defects, kind):
+    d = next(d for d in defects["defects"] if d["kind"] == kind)
+    name = d["file"] if d["file"].endswith(".mp3") else d["file"].rsplit(".", 1)[0] + ".mp3"
+    truth = json.loads((archive / "truth" / d["item_id"] / f"{name}.json").read_text())
+    return truth, decode(archive / "items" / d["item_id"] / name)
+
+
+@pytest.mark.parametrize("kind", ["intro_outro", "mismatched_transcript"])
+def test_boundaries_from_oracle_emissions(archive, defects, kind):
+    truth, samples = recording(archive, defects, kind)
+    emissions = oracle(truth, len(samples) / 16000)
+    texts = [normalize(s["text"]) for s in truth["sentences"]]
+    segs = segment(emissions, texts, samples)
+    assert [s.index for s in segs] == list(range(len(texts)))
+    errors = np.array([abs(s.speech_start_s - t["start"]) for s, t in
+                       zip(segs, truth["sentences"], strict=True)] +
+                      [abs(s.speech_end_s - t["end"]) for s, t in
+                       zip(segs, truth["sentences"], strict=True)])
+    assert np.median(errors) < 0.03 and np.mean(errors < 0.1) > 0.95
+    for a, b in truth["unspoken"]:  # nothing placed over the jingle
+        assert not [s for s in segs if s.speech_start_s < b and s.speech_end_s > a]
+    assert all(s.words and s.words[0].start_s <= s.words[-1].end_s for s in segs)
+
+
+def test_text_longer_than_audio_is_refused(archive, defects):
+    truth, samples = recording(archive, defects, "intro_outro")
+    lp = np.full((150, len(VOCAB.labels)), np.log(1 / len(VOCAB.labels)), np.float32)
+    emissions = Emissions(lp, INFO)  # three seconds of frames
+    with pytest.raises(TextLongerThanAudio):
+        segment(emissions, [normalize(s["text"]) for s in truth["sentences"]],
+                samples[:48000])
+
+
+def test_window_sizes_grow_to_the_whole_recording():
+    sizes = _window_sizes(540_000, 160_000)  # three hours of frames, a dense transcript
+    assert sizes[0] >= 1000 and sizes[-1] == 540_000
+    assert all(b == min(540_000, 2 * a) for a, b in zip(sizes, sizes[1:], strict=False))
