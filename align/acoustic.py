@@ -115,7 +115,7 @@ class AcousticModel:
             waves = torch.nn.functional.layer_norm(waves, waves.shape[-1:])
         return torch.log_softmax(self._forward(waves).float(), dim=-1).cpu()
 
-    def emissions(self, audio: np.ndarray | torch.Tensor, *, chunk_s: float = 30.0,
+    def emissions(self, audio: np.ndarray, *, chunk_s: float = 30.0,
                   context_s: float = 3.0, batch_size: int = 4) -> Emissions:
         """Log-probabilities of a whole recording, computed in overlapping windows.
 
@@ -123,9 +123,11 @@ class AcousticModel:
         and only its own frames are kept. Full-length windows are batched; the shorter last one
         runs alone, never zero-padded (padding would change what the model sees).
         """
-        audio = torch.as_tensor(audio, dtype=torch.float32).flatten()
+        # int16 samples are scaled window by window: no float copy of a long recording.
+        audio = np.asarray(audio).reshape(-1)
+        scale = 1 / 32768 if audio.dtype == np.int16 else 1.0
         hop = round(self.info.frame_s * self.info.sample_rate)
-        total = audio.numel()
+        total = audio.size
         chunk = max(hop, round(chunk_s * self.info.sample_rate / hop) * hop)
         ctx = round(context_s * self.info.sample_rate / hop) * hop
         windows = []  # (window start, window end, first kept frame, end of kept frames or None)
@@ -140,7 +142,9 @@ class AcousticModel:
         for members in groups.values():
             for b in range(0, len(members), batch_size):
                 batch = members[b: b + batch_size]
-                waves = torch.stack([audio[windows[i][0]: windows[i][1]] for i in batch])
+                waves = torch.stack([torch.from_numpy(
+                    audio[windows[i][0]: windows[i][1]].astype(np.float32) * scale)
+                    for i in batch])
                 out = self.forward(waves).numpy()
                 for row, i in zip(out, batch, strict=True):
                     w0, _, keep0, keep1 = windows[i]

@@ -58,24 +58,38 @@ class TextLongerThanAudio(ValueError):
     pass
 
 
+# ctc-segmentation's table holds window × tokens float32 cells: this bounds its memory.
+MAX_TABLE_CELLS = 400_000_000  # 1.6 GB
+# An utterance scoring below this was forced somewhere it does not belong: when one does, a
+# larger window is tried (an unspoken intro longer than the window misplaces the first ones).
+MISPLACED_SCORE = -10.0
+
+
 def _window_sizes(frames: int, tokens: int) -> list[int]:
-    """Windows to try, smallest first: the ratio of audio to text sets where to start."""
+    """Windows to try, smallest first: the ratio of audio to text sets where to start, and
+    the table's memory bound where to stop."""
     ratio = frames / max(tokens, 1)
-    start = int(min(frames, max(1000, 400 * ratio)))
+    cap = max(1000, min(frames, MAX_TABLE_CELLS // max(tokens, 1)))
+    start = int(min(cap, max(1500, 400 * ratio)))
     sizes = [start]
-    while sizes[-1] < frames:
-        sizes.append(min(frames, sizes[-1] * 2))
+    while sizes[-1] < cap:
+        sizes.append(min(cap, sizes[-1] * 2))
     return sizes
 
 
 def place_utterances(emissions: Emissions, token_lists: list[list[int]]) -> list[tuple]:
-    """ctc-segmentation over the whole recording: (start_s, end_s, score) per utterance."""
+    """ctc-segmentation over the whole recording: (start_s, end_s, score) per utterance.
+
+    A window that fails, or that leaves an utterance forced into the wrong place, is
+    retried larger; of the tries, the placement with the best worst score wins.
+    """
     lpz = emissions.log_probs
     total_tokens = sum(len(t) for t in token_lists) + len(token_lists) + 1
     if total_tokens > len(lpz):
         raise TextLongerThanAudio(f"text longer than audio: {total_tokens} tokens for "
                                   f"{len(lpz)} frames ({len(lpz) * emissions.frame_s:.1f} s)")
     vocab = emissions.info.vocab
+    best = None
     for size in _window_sizes(len(lpz), total_tokens):
         config = CtcSegmentationParameters(
             char_list=list(vocab.labels), blank=vocab.blank,
@@ -88,10 +102,18 @@ def place_utterances(emissions: Emissions, token_lists: list[list[int]]) -> list
         except (IndexError, AssertionError) as exc:
             log.info("window %d frames failed (%s); trying a larger one", size, exc)
             continue
-        segments = determine_utterance_segments(config, begins, char_probs, timings,
-                                                ["x"] * len(token_lists))
-        return [(s, e, float(score)) for s, e, score in segments]
-    raise ValueError("ctc-segmentation found no path even with a window as long as the audio")
+        segments = [(s, e, float(score)) for s, e, score in determine_utterance_segments(
+            config, begins, char_probs, timings, ["x"] * len(token_lists))]
+        worst = min(score for _, _, score in segments)
+        if best is None or worst > best[0]:
+            best = (worst, segments)
+        if worst > MISPLACED_SCORE:
+            break
+        log.info("window %d frames left an utterance at score %.1f; trying a larger one",
+                 size, worst)
+    if best is None:
+        raise ValueError("ctc-segmentation found no path within the window sizes tried")
+    return best[1]
 
 
 def _energy_db(samples: np.ndarray) -> np.ndarray:

@@ -11,7 +11,7 @@ import torchaudio
 from align.acoustic import Emissions, ModelInfo, Vocabulary
 from align.audio import decode
 from align.normalize import normalize
-from align.segment import TextLongerThanAudio, _window_sizes, segment
+from align.segment import MAX_TABLE_CELLS, TextLongerThanAudio, _window_sizes, segment
 
 VOCAB = Vocabulary(tuple(torchaudio.pipelines.WAV2VEC2_ASR_BASE_960H.get_labels()))
 INFO = ModelInfo("oracle", "0" * 64, VOCAB, "none")
@@ -66,7 +66,9 @@ def test_text_longer_than_audio_is_refused(archive, defects):
                 samples[:48000])
 
 
-def test_window_sizes_grow_to_the_whole_recording():
-    sizes = _window_sizes(540_000, 160_000)  # three hours of frames, a dense transcript
-    assert sizes[0] >= 1000 and sizes[-1] == 540_000
-    assert all(b == min(540_000, 2 * a) for a, b in zip(sizes, sizes[1:], strict=False))
+def test_window_sizes_grow_within_the_memory_bound():
+    short = _window_sizes(30_000, 9_000)  # ten minutes
+    assert short[0] >= 1000 and short[-1] == 30_000
+    assert all(b == min(30_000, 2 * a) for a, b in zip(short, short[1:], strict=False))
+    long = _window_sizes(540_000, 160_000)  # three hours, a dense transcript
+    assert long[-1] * 160_000 <= MAX_TABLE_CELLS and long[0] >= 1000
