@@ -128,10 +128,12 @@ class AcousticModel:
         scale = 1 / 32768 if audio.dtype == np.int16 else 1.0
         hop = round(self.info.frame_s * self.info.sample_rate)
         total = audio.size
+        if total == 0:
+            return Emissions(np.zeros((0, len(self.info.vocab.labels)), np.float32), self.info)
         chunk = max(hop, round(chunk_s * self.info.sample_rate / hop) * hop)
         ctx = round(context_s * self.info.sample_rate / hop) * hop
         windows = []  # (window start, window end, first kept frame, end of kept frames or None)
-        for start in range(0, max(total, 1), chunk):
+        for start in range(0, total, chunk):
             last = start + chunk >= total
             windows.append((max(0, start - ctx), min(total, start + chunk + ctx), start // hop,
                             None if last else (start + chunk) // hop))
@@ -152,8 +154,7 @@ class AcousticModel:
                     lo = keep0 - first
                     hi = row.shape[0] if keep1 is None else min(row.shape[0], keep1 - first)
                     pieces[i] = row[lo:hi]
-        log_probs = np.concatenate([pieces[i] for i in range(len(windows))]) if pieces else \
-            np.zeros((0, len(self.info.vocab.labels)), np.float32)
+        log_probs = np.concatenate([pieces[i] for i in range(len(windows))])
         return Emissions(np.ascontiguousarray(log_probs, dtype=np.float32), self.info)
 
 

@@ -1,0 +1,162 @@
+"""The model registry: a name or a path → an ``AcousticModel``.
+
+- ``wav2vec2-base-960h``: torchaudio's ``WAV2VEC2_ASR_BASE_960H`` (MIT-licensed weights), fetched
+  once into the torch hub cache where a network is reachable.
+- ``mms-fa``: torchaudio's ``MMS_FA`` (weights CC-BY-NC-4.0: say so in any data card).
+- ``demo``: the small model shipped in ``align/demo_model/``, trained on synthetic speech.
+- a path: TorchScript, or a state dict with a JSON config of ``wav2vec2_model`` arguments and
+  labels (``model.pt`` + ``config.json`` in a directory, or ``X.pt`` beside ``X.json``).
+
+Weights are identified by the sha256 of their file, which ends up in every manifest row.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import torch
+import torchaudio
+
+from align.acoustic import AcousticModel, ModelInfo, Vocabulary
+from align.demo_net import DemoCTC
+
+DEMO_DIR = Path(__file__).resolve().parent / "demo_model"
+BUNDLES = {
+    "wav2vec2-base-960h": ("WAV2VEC2_ASR_BASE_960H", "MIT",
+                           "fairseq wav2vec 2.0 base fine-tuned on LibriSpeech 960 h"),
+    "mms-fa": ("MMS_FA", "CC-BY-NC-4.0",
+               "Meta MMS forced-alignment model; its weights are licensed for non-commercial "
+               "use only, which a release's data card must state"),
+}
+# Centre of frame 0's receptive field for wav2vec2's feature extractor (400 samples wide).
+WAV2VEC2_FRAME_OFFSET_S = 200 / 16_000
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with Path(path).open("rb") as f:
+        while chunk := f.read(1 << 22):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _bundle(name: str):
+    return getattr(torchaudio.pipelines, BUNDLES[name][0])
+
+
+def hub_checkpoint_path(name: str) -> Path:
+    """Where torch hub keeps (or would keep) a registry model's weights."""
+    filename = Path(_bundle(name)._path).name
+    return Path(torch.hub.get_dir()) / "checkpoints" / filename
+
+
+def list_models() -> list[str]:
+    return [*BUNDLES, "demo"]
+
+
+def load_model(name: str, device: str = "cpu") -> AcousticModel:
+    if name in BUNDLES:
+        return _load_bundle(name, device)
+    if name == "demo":
+        return load_demo(device)
+    path = Path(name)
+    if path.exists():
+        return load_checkpoint(path, device)
+    raise ValueError(f"unknown model {name!r}: use one of {', '.join(list_models())} or a path")
+
+
+def _load_bundle(name: str, device: str) -> AcousticModel:
+    bundle = _bundle(name)
+    _, license_, note = BUNDLES[name]
+    if name == "mms-fa":
+        module = bundle.get_model(with_star=True)  # log-softmax and input norm built in
+        vocab = Vocabulary(tuple(bundle.get_labels(star="*")), 0, None, "*", upper=False)
+    else:
+        module = bundle.get_model()
+        vocab = Vocabulary(tuple(bundle.get_labels()), 0, "|", None, upper=True)
+    info = ModelInfo(name, sha256_file(hub_checkpoint_path(name)), vocab, license_,
+                     frame_offset_s=WAV2VEC2_FRAME_OFFSET_S, note=note)
+    return _wrap(module, info, device, first=True)
+
+
+class _Bound:
+    """A picklable forward function (so models can travel to worker processes)."""
+
+    def __init__(self, module, first: bool):
+        self.module, self.first = module, first
+
+    def __call__(self, waves):
+        out = self.module(waves)
+        return out[0] if self.first else out
+
+
+def _wrap(module, info, device, normalize=False, first=True) -> AcousticModel:
+    return AcousticModel(_Bound(module, first), module, info, device, normalize)
+
+
+def load_demo(device: str = "cpu", directory: Path = DEMO_DIR) -> AcousticModel:
+    config = json.loads((directory / "config.json").read_text())
+    module = DemoCTC(**config["args"])
+    state = torch.load(directory / "model.pt", map_location="cpu", weights_only=True)
+    missing, unexpected = module.load_state_dict(state, strict=False)
+    if unexpected or [k for k in missing if not k.startswith("mel.")]:
+        raise ValueError(f"demo weights do not fit the architecture: {missing} {unexpected}")
+    vocab = Vocabulary(tuple(config["labels"]), config["blank"], "|", None, upper=True)
+    info = ModelInfo("demo", sha256_file(directory / "model.pt"), vocab,
+                     config.get("license", "Apache-2.0"), frame_s=config["frame_s"],
+                     note="trained on espeak-ng speech only: for the offline demo and tests, "
+                          "not for real corpora")
+    return _wrap(module, info, device, first=False)
+
+
+def _sidecar(path: Path) -> tuple[Path, dict]:
+    if path.is_dir():
+        weights, config = path / "model.pt", path / "config.json"
+    else:
+        weights = path
+        config = path.with_suffix(".json")
+        if not config.exists():
+            config = path.parent / "config.json"
+    if not config.exists():
+        raise FileNotFoundError(f"no JSON config for {path} (looked for {config})")
+    return weights, json.loads(config.read_text())
+
+
+def load_checkpoint(path: Path, device: str = "cpu") -> AcousticModel:
+    """A local model: TorchScript, or a wav2vec2 state dict, with labels in a JSON config."""
+    weights, config = _sidecar(Path(path))
+    labels = tuple(config["labels"])
+    sep = config.get("word_separator", "|" if "|" in labels else None)
+    upper = config.get("upper", any(c.isupper() for c in labels))
+    vocab = Vocabulary(labels, config.get("blank", 0), sep, config.get("star"), upper)
+    frame_s = config.get("frame_s", 0.02)
+    offset = config.get("frame_offset_s", WAV2VEC2_FRAME_OFFSET_S)
+    info = ModelInfo(str(path), sha256_file(weights), vocab, config.get("license", "unknown"),
+                     frame_s=frame_s, frame_offset_s=offset)
+    normalize = bool(config.get("normalize_waveform", False))
+    if "wav2vec2_model" in config:
+        module = torchaudio.models.wav2vec2_model(**config["wav2vec2_model"])
+        state = torch.load(weights, map_location="cpu", weights_only=True)
+        module.load_state_dict(state)
+        return _wrap(module, info, device, normalize, first=True)
+    module = torch.jit.load(str(weights), map_location="cpu")
+    return _wrap(module, info, device, normalize, first=config.get("returns_tuple", True))
+
+
+def random_checkpoint(name: str, hub_dir: Path | None = None, seed: int = 0) -> Path:
+    """Save randomly initialised weights of a registry model's architecture where torch hub
+    looks for the real ones, so the real loading path can run with no network (tests and
+    benchmarks). The file has the layout of the published checkpoint."""
+    bundle = _bundle(name)
+    params = dict(bundle._params)
+    params["aux_num_out"] = params["aux_num_out"] + len(bundle._remove_aux_axis)
+    torch.manual_seed(seed)
+    module = torchaudio.models.wav2vec2_model(**params)
+    if hub_dir is not None:
+        torch.hub.set_dir(str(hub_dir))
+    dest = hub_checkpoint_path(name)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(module.state_dict(), dest)
+    return dest
