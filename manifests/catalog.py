@@ -53,6 +53,13 @@ CREATE TABLE IF NOT EXISTS files (
     PRIMARY KEY (source, item_id, name)
 );
 CREATE INDEX IF NOT EXISTS files_md5 ON files (md5, status);
+CREATE TABLE IF NOT EXISTS alignments (
+    source TEXT NOT NULL, item_id TEXT NOT NULL, audio TEXT NOT NULL, transcript TEXT,
+    input_key TEXT NOT NULL, model_id TEXT, status TEXT NOT NULL, reason TEXT,
+    clips INTEGER, clean INTEGER, other INTEGER, rejected INTEGER, audio_s REAL,
+    manifest TEXT, done_at TEXT NOT NULL,
+    PRIMARY KEY (source, item_id, audio)
+);
 CREATE TABLE IF NOT EXISTS pairs (
     source TEXT NOT NULL, item_id TEXT NOT NULL, audio TEXT NOT NULL, transcript TEXT NOT NULL,
     score REAL, status TEXT NOT NULL, reason TEXT, updated_at TEXT NOT NULL,
@@ -364,6 +371,39 @@ class Catalog:
             if not_item is None or (r["source"], r["item_id"]) != not_item:
                 return r
         return None
+
+    # -- alignment -------------------------------------------------------------------------
+    def alignable(self) -> list[sqlite3.Row]:
+        """Every usable audio↔transcript pair of an accepted item, with what alignment needs."""
+        return self.query(
+            """SELECT p.source, p.item_id, p.audio, p.transcript, a.local_path AS audio_path,
+                      a.length_s, a.md5 AS audio_md5, t.local_path AS transcript_path,
+                      t.md5 AS transcript_md5, t.asr, i.title, i.creator, i.url,
+                      i.license_spdx, i.license_family, i.license_url
+               FROM pairs p
+               JOIN items i ON i.source = p.source AND i.item_id = p.item_id
+               JOIN files a ON a.source = p.source AND a.item_id = p.item_id AND a.name = p.audio
+               JOIN files t ON t.source = p.source AND t.item_id = p.item_id
+                    AND t.name = p.transcript
+               WHERE p.status = 'paired' AND i.decision = 'accepted' AND i.gone_at IS NULL
+                 AND a.status = 'downloaded'  -- a duplicate recording is aligned once
+                 AND t.status IN ('downloaded', 'duplicate')
+               ORDER BY p.source, p.item_id, p.audio""")
+
+    def alignment(self, source: str, item_id: str, audio: str) -> sqlite3.Row | None:
+        rows = self.query("SELECT * FROM alignments WHERE source = ? AND item_id = ? AND "
+                          "audio = ?", source, item_id, audio)
+        return rows[0] if rows else None
+
+    def record_alignment(self, row: dict) -> None:
+        with self.connect() as conn:
+            conn.execute(
+                """INSERT OR REPLACE INTO alignments (source, item_id, audio, transcript,
+                       input_key, model_id, status, reason, clips, clean, other, rejected,
+                       audio_s, manifest, done_at)
+                   VALUES (:source, :item_id, :audio, :transcript, :input_key, :model_id,
+                       :status, :reason, :clips, :clean, :other, :rejected, :audio_s,
+                       :manifest, :done_at)""", {"done_at": now(), **row})
 
     def items(self, source: str | None = None) -> Iterator[sqlite3.Row]:
         sql = "SELECT * FROM items" + (" WHERE source = ?" if source else "") + \

@@ -32,3 +32,38 @@ ITEMS = pa.schema([
     pa.field("gone_at", pa.timestamp("ms", tz="UTC")),  # no longer found at the source
     pa.field("metadata_hash", pa.string()),
 ])
+
+WORD = pa.struct([("word", pa.string()), ("start_s", pa.float64()), ("end_s", pa.float64()),
+                  ("score", pa.float64())])
+
+CLIPS = pa.schema([
+    pa.field("clip_id", pa.string(), nullable=False),  # stable across re-runs
+    pa.field("source", _CATEGORY, nullable=False),
+    pa.field("item_id", pa.string(), nullable=False),
+    pa.field("audio_file", pa.string(), nullable=False),
+    pa.field("transcript_file", pa.string()),
+    pa.field("start_s", pa.float64(), nullable=False),  # cut points, padding included
+    pa.field("end_s", pa.float64(), nullable=False),
+    pa.field("speech_start_s", pa.float64(), nullable=False),  # aligned speech, no padding
+    pa.field("speech_end_s", pa.float64(), nullable=False),
+    pa.field("duration_s", pa.float64(), nullable=False),
+    pa.field("text", pa.string(), nullable=False),  # normalised: the training label
+    pa.field("text_raw", pa.string()),
+    pa.field("greedy_text", pa.string()),  # what the model heard in the clip's frames
+    pa.field("tier", _CATEGORY, nullable=False),  # clean | other | rejected
+    pa.field("reasons", pa.list_(pa.string())),
+    pa.field("score", pa.float64()),  # ctc-segmentation confidence
+    pa.field("cer", pa.float64()),
+    pa.field("cer_start", pa.float64()),
+    pa.field("cer_end", pa.float64()),
+    pa.field("chars_per_s", pa.float64()),
+    pa.field("language", _CATEGORY),
+    pa.field("asr_caption", pa.bool_()),
+    pa.field("silence_share", pa.float64()),
+    pa.field("words", pa.list_(WORD)),
+    pa.field("license_spdx", _CATEGORY),
+    pa.field("license_family", _CATEGORY),
+    pa.field("attribution", pa.string()),
+    pa.field("clip_path", pa.string()),
+    pa.field("model_id", _CATEGORY),
+])

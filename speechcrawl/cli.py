@@ -15,7 +15,6 @@ from crawler.settings import ARCHIVE_ORG_BASE_URL
 
 # Stages whose code has not landed yet, and the issue that brings each.
 NOT_BUILT = {
-    "align": "the align stage (issues 4 and 5, Align)",
     "release": "the release stage (issue 7, Releases)",
     "export": "the exports (issue 6, Manifests)",
     "run": "job files (issue 6, Manifests)",
@@ -94,6 +93,17 @@ def _audit(args: argparse.Namespace) -> int:
     return 0
 
 
+def _align(args: argparse.Namespace) -> int:
+    from align.filters import FilterConfig
+    from speechcrawl.align_stage import run_align
+
+    config = FilterConfig.from_toml(Path(args.filters)) if args.filters else FilterConfig()
+    totals = run_align(Path(args.workdir), args.model, args.device, args.workers, config)
+    print(f"align: {totals['recordings']} recordings ({totals['failed']} failed), clips: "
+          f"{totals['clean']} clean, {totals['other']} other, {totals['rejected']} rejected")
+    return 0
+
+
 def _not_built(args: argparse.Namespace) -> int:
     raise StageNotBuilt(args.command)
 
@@ -144,8 +154,10 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--workdir", required=True)
     a.add_argument("--model", default="wav2vec2-base-960h", help="model name or path")
     a.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
-    a.add_argument("--workers", type=int, default=1)
-    a.set_defaults(func=_not_built)
+    a.add_argument("--workers", type=int, default=1,
+                   help="recordings aligned in parallel, each worker loading the model once")
+    a.add_argument("--filters", default=None, help="a TOML file with a [filters] table")
+    a.set_defaults(func=_align)
 
     r = sub.add_parser("release", help="build a reproducible corpus release")
     r.add_argument("--workdir", required=True)

@@ -44,7 +44,6 @@ def test_serve_defaults_to_loopback():
 
 
 @pytest.mark.parametrize("argv", [
-    ["align", "--workdir", "{w}"],
     ["release", "--workdir", "{w}", "--version", "v1"],
     ["export", "hf", "--workdir", "{w}", "--out", "{w}/out"],
     ["run", "{w}/job.toml"],

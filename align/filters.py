@@ -1,0 +1,74 @@
+"""Clip metrics → a tier (``clean``, ``other``, ``rejected``) with reasons, from one config.
+
+The defaults follow NeMo's CTC-segmentation tool (segment score threshold, CER and edge-CER
+limits) and The People's Speech (1–20 s clips), stricter where People's Speech let wrong labels
+through: a clip whose text does not match its audio must never be ``clean``.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class FilterConfig:
+    min_duration_s: float = 1.0
+    max_duration_s: float = 20.0
+    clean_max_cer: float = 0.10
+    other_max_cer: float = 0.30
+    max_edge_cer: float = 0.60  # first/last few characters: a cut word shows here
+    edge_chars: int = 5
+    clean_min_score: float = -2.0  # ctc-segmentation confidence (log-probability)
+    other_min_score: float = -5.0
+    min_chars_per_s: float = 4.0
+    max_chars_per_s: float = 28.0
+    max_silence_share: float = 0.7
+    language: str = "en"
+    pad_s: float = 0.15  # kept at each edge, never reaching into a neighbouring utterance
+
+    @classmethod
+    def from_toml(cls, path: Path) -> FilterConfig:
+        data = tomllib.loads(Path(path).read_text()).get("filters", {})
+        known = {f.name for f in fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise ValueError(f"unknown filter settings: {sorted(unknown)}")
+        return cls(**data)
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def tier(m: dict, config: FilterConfig) -> tuple[str, list[str]]:
+    """The verdict on one clip's metrics, with every reason that counted against it."""
+    hard, soft = [], []
+    if not m["aligned"]:
+        hard.append("not aligned: the text could not be placed in the audio")
+    if m["language"] != config.language:
+        hard.append(f"language: {m['language']}, not {config.language}")
+    if m["duration_s"] < config.min_duration_s:
+        hard.append(f"too short: {m['duration_s']:.2f} s")
+    if m["duration_s"] > config.max_duration_s:
+        hard.append(f"too long: {m['duration_s']:.2f} s")
+    if m["cer"] > config.other_max_cer:
+        hard.append(f"text does not match the audio: CER {m['cer']:.2f}")
+    elif m["cer"] > config.clean_max_cer:
+        soft.append(f"CER {m['cer']:.2f} above {config.clean_max_cer:.2f}")
+    if m["score"] < config.other_min_score:
+        hard.append(f"low alignment confidence: {m['score']:.2f}")
+    elif m["score"] < config.clean_min_score:
+        soft.append(f"alignment confidence {m['score']:.2f} below {config.clean_min_score}")
+    if max(m["cer_start"], m["cer_end"]) > config.max_edge_cer:
+        soft.append(f"edges do not match: CER {m['cer_start']:.2f} at the start, "
+                    f"{m['cer_end']:.2f} at the end")
+    if not config.min_chars_per_s <= m["chars_per_s"] <= config.max_chars_per_s:
+        soft.append(f"speaking rate {m['chars_per_s']:.1f} characters/s")
+    if m["silence_share"] > config.max_silence_share:
+        soft.append(f"mostly silence: {m['silence_share']:.0%}")
+    if m["asr_caption"]:
+        soft.append("asr caption: machine transcript, not ground truth")
+    if hard:
+        return "rejected", hard + soft
+    return ("other", soft) if soft else ("clean", [])

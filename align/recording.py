@@ -1,0 +1,166 @@
+"""One recording and its transcript → candidate clips with metrics, tiers and FLAC files.
+
+A pure function of its inputs (the audio, the transcript, the model, the filter config), so the
+stage can run it in any worker and on any engine. A recording that cannot be aligned raises
+``RecordingFailed`` with the reason to record; nothing else stops the batch.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import py3langid
+
+from align.acoustic import AcousticModel
+from align.audio import DecodeError, decode, write_flac
+from align.filters import FilterConfig, tier
+from align.metrics import cer
+from align.normalize import normalize
+from align.segment import TextLongerThanAudio, segment
+from align.transcripts import read_transcript, sentences
+
+SAMPLE_RATE = 16_000
+# Speaking rate used to guess whether an utterance would make a clip over the length limit.
+EXPECTED_CHARS_PER_S = 14.0
+
+
+class RecordingFailed(Exception):
+    """The reason this recording gave no clips (recorded, and the batch goes on)."""
+
+
+@dataclass(frozen=True)
+class RecordingJob:
+    source: str
+    item_id: str
+    audio_file: str  # name at the source
+    audio_path: Path
+    transcript_file: str
+    transcript_path: Path
+    expected_s: float | None
+    asr_caption: bool
+    license_spdx: str | None
+    license_family: str | None
+    attribution: str
+
+    @property
+    def key(self) -> str:
+        return hashlib.sha1(f"{self.source}/{self.item_id}/{self.audio_file}".encode()
+                            ).hexdigest()[:12]
+
+
+def split_long(text: str, max_chars: int) -> list[str]:
+    """Split at the clause boundary nearest the middle until every part fits."""
+    if len(text) <= max_chars:
+        return [text]
+    cuts = [m.end() for m in re.finditer(r"[,;:—–]\s+|\s+(?=(?:and|but|or|so|because|while|"
+                                         r"which|when)\s)", text)]
+    cuts = [c for c in cuts if 8 < c < len(text) - 8]
+    if not cuts:
+        return [text]
+    mid = min(cuts, key=lambda c: abs(c - len(text) / 2))
+    return split_long(text[:mid].strip(), max_chars) + split_long(text[mid:].strip(), max_chars)
+
+
+def utterances(raw_text: str, config: FilterConfig) -> list[str]:
+    """Sentences, then clauses for sentences too long to make one clip."""
+    max_chars = int(config.max_duration_s * 0.9 * EXPECTED_CHARS_PER_S)
+    return [part for s in sentences(raw_text) for part in split_long(s, max_chars)]
+
+
+def _language(text: str) -> str:
+    return py3langid.classify(text)[0] if text.strip() else "und"
+
+
+def _silence_share(samples: np.ndarray, start_s: float, end_s: float) -> float:
+    seg = samples[int(start_s * SAMPLE_RATE): int(end_s * SAMPLE_RATE)].astype(np.float32)
+    n = seg.size // 160
+    if n == 0:
+        return 1.0
+    db = 10 * np.log10(np.mean((seg[: n * 160].reshape(n, 160) / 32768.0) ** 2, axis=1)
+                       + 1e-10)
+    return float(np.mean(db < db.max() - 35))
+
+
+def align_recording(job: RecordingJob, model: AcousticModel, config: FilterConfig,
+                    clip_dir: Path, workdir: Path) -> list[dict]:
+    try:
+        samples = decode(job.audio_path, job.expected_s)
+    except DecodeError as exc:
+        raise RecordingFailed(str(exc)) from None
+    transcript = read_transcript(job.transcript_path)
+    if not transcript.text:
+        raise RecordingFailed("empty transcript: no spoken words in it")
+    raw_utts = utterances(transcript.text, config)
+    vocab = model.info.vocab
+    pairs = [(raw, normalize(raw, upper=vocab.upper)) for raw in raw_utts]
+    pairs = [(raw, norm) for raw, norm in pairs if norm]
+    if not pairs:
+        raise RecordingFailed("empty transcript: nothing left after normalisation")
+    emissions = model.emissions(samples)  # int16: scaled window by window
+    try:
+        segments = segment(emissions, [n for _, n in pairs], samples)
+    except TextLongerThanAudio as exc:
+        raise RecordingFailed(str(exc)) from None
+    except ValueError as exc:
+        raise RecordingFailed(f"alignment failed: {exc}") from None
+
+    duration = len(samples) / SAMPLE_RATE
+    recording_language = _language(transcript.text)
+    rows = []
+    for k, seg in enumerate(segments):
+        raw, text = pairs[seg.index]
+        prev_end = segments[k - 1].speech_end_s if k else 0.0
+        next_start = segments[k + 1].speech_start_s if k + 1 < len(segments) else duration
+        start = max(0.0, seg.speech_start_s - config.pad_s,
+                    (prev_end + seg.speech_start_s) / 2 if k else 0.0)
+        end = min(duration, seg.speech_end_s + config.pad_s,
+                  (seg.speech_end_s + next_start) / 2 if k + 1 < len(segments) else duration)
+        f0 = int(seg.speech_start_s / emissions.frame_s)
+        f1 = max(f0 + 1, int(np.ceil(seg.speech_end_s / emissions.frame_s)))
+        heard = vocab.decode(emissions.log_probs[f0:f1].argmax(-1))
+        want = vocab.text_case(text)
+        n = config.edge_chars
+        clip_language = _language(raw) if len(raw) >= 40 else recording_language
+        metrics = {
+            "aligned": seg.aligned,
+            "score": seg.score,
+            "cer": cer(want, heard),
+            "cer_start": cer(want[:n], heard[:n]),
+            "cer_end": cer(want[-n:], heard[-n:]),
+            "duration_s": end - start,
+            "chars_per_s": len(want) / max(seg.speech_end_s - seg.speech_start_s, 1e-3),
+            "language": recording_language if recording_language != config.language
+            else clip_language,
+            "silence_share": _silence_share(samples, seg.speech_start_s, seg.speech_end_s),
+            "asr_caption": job.asr_caption,
+        }
+        verdict, reasons = tier(metrics, config)
+        clip_id = f"{job.key}-{seg.index:05d}"
+        clip_path = None
+        if verdict != "rejected":
+            path = clip_dir / job.source / job.item_id / f"{clip_id}.flac"
+            write_flac(path, samples[int(start * SAMPLE_RATE): int(end * SAMPLE_RATE)])
+            clip_path = str(path.relative_to(workdir))
+        rows.append({
+            "clip_id": clip_id, "source": job.source, "item_id": job.item_id,
+            "audio_file": job.audio_file, "transcript_file": job.transcript_file,
+            "start_s": round(start, 3), "end_s": round(end, 3),
+            "speech_start_s": round(seg.speech_start_s, 3),
+            "speech_end_s": round(seg.speech_end_s, 3), "duration_s": round(end - start, 3),
+            "text": text, "text_raw": raw, "greedy_text": heard, "tier": verdict,
+            "reasons": reasons, "score": float(metrics["score"]), "cer": metrics["cer"],
+            "cer_start": metrics["cer_start"], "cer_end": metrics["cer_end"],
+            "chars_per_s": round(metrics["chars_per_s"], 3), "language": metrics["language"],
+            "asr_caption": job.asr_caption, "silence_share": round(metrics["silence_share"], 3),
+            "words": [{"word": w.word, "start_s": round(w.start_s, 3),
+                       "end_s": round(w.end_s, 3), "score": round(w.score, 4)}
+                      for w in seg.words] if verdict != "rejected" else [],
+            "license_spdx": job.license_spdx, "license_family": job.license_family,
+            "attribution": job.attribution, "clip_path": clip_path,
+            "model_id": model.info.model_id,
+        })
+    return rows
