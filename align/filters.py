@@ -67,6 +67,8 @@ def tier(m: dict, config: FilterConfig) -> tuple[str, list[str]]:
         soft.append(f"speaking rate {m['chars_per_s']:.1f} characters/s")
     if m["silence_share"] > config.max_silence_share:
         soft.append(f"mostly silence: {m['silence_share']:.0%}")
+    if m.get("joined"):
+        soft.append("no pause at an edge: the cut may clip a sound")
     if m["asr_caption"]:
         soft.append("asr caption: machine transcript, not ground truth")
     if hard:

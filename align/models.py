@@ -70,15 +70,21 @@ def load_model(name: str, device: str = "cpu") -> AcousticModel:
 def _load_bundle(name: str, device: str) -> AcousticModel:
     bundle = _bundle(name)
     _, license_, note = BUNDLES[name]
+    normalize = False
     if name == "mms-fa":
-        module = bundle.get_model(with_star=True)  # log-softmax and input norm built in
-        vocab = Vocabulary(tuple(bundle.get_labels(star="*")), 0, None, "*", upper=False)
+        # The bare model: torchaudio's wrapper layer-normalises across the whole batch (so a
+        # window's output would depend on its batch-mates) and appends a "*" column of log 1
+        # that wins every frame after a second log-softmax. We normalise each window ourselves
+        # and align text that never needs "*".
+        module = bundle.get_model(with_star=False).model
+        vocab = Vocabulary(tuple(bundle.get_labels(star=None)), 0, None, None, upper=False)
+        normalize = True
     else:
         module = bundle.get_model()
         vocab = Vocabulary(tuple(bundle.get_labels()), 0, "|", None, upper=True)
     info = ModelInfo(name, sha256_file(hub_checkpoint_path(name)), vocab, license_,
                      frame_offset_s=WAV2VEC2_FRAME_OFFSET_S, note=note)
-    return _wrap(module, info, device, first=True)
+    return _wrap(module, info, device, normalize=normalize, first=True)
 
 
 class _Bound:

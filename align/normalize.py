@@ -38,10 +38,11 @@ def _words(n: int | float, **kw) -> str:
 def _money(m: re.Match) -> str:
     one, many, sub_one, sub_many = CURRENCIES[m.group(1)]
     whole = int(m.group(2).replace(",", ""))
-    cents = int(m.group(3)) if m.group(3) else 0
+    cents = int(m.group(3).ljust(2, "0")) if m.group(3) else 0  # "$3.5" is 50 cents
     scale = m.group(4)
-    if scale:  # "$2 million"
-        return f"{_words(whole)} {scale} {many}"
+    if scale:  # "$2 million", "$1.25 billion"
+        amount = _number(m.group(2) + (f".{m.group(3)}" if m.group(3) else ""))
+        return f"{amount} {scale} {many}"
     out = f"{_words(whole)} {one if whole == 1 else many}"
     if cents:
         out += f" {_words(cents)} {sub_one if cents == 1 else sub_many}"
@@ -63,7 +64,7 @@ def expand(text: str) -> str:
     """Written forms → spoken words (still in mixed case and with punctuation)."""
     text = unicodedata.normalize("NFKC", text)
     text = text.replace("\u2019", "'").replace("\u2018", "'")
-    text = re.sub(r"([$£€])\s?(" + _NUM + r")(?:\.(\d{2}))?(?:\s(million|billion|thousand))?",
+    text = re.sub(r"([$£€])\s?(" + _NUM + r")(?:\.(\d{1,2}))?(?:\s(million|billion|thousand))?",
                   _money, text)
     text = re.sub(r"(" + _NUM + r"(?:\.\d+)?)\s?%", lambda m: _number(m.group(1)) + " percent",
                   text)

@@ -137,6 +137,10 @@ def align_recording(job: RecordingJob, model: AcousticModel, config: FilterConfi
             else clip_language,
             "silence_share": _silence_share(samples, seg.speech_start_s, seg.speech_end_s),
             "asr_caption": job.asr_caption,
+            # no pause between this utterance and a neighbour (a clause split): the cut
+            # between them may clip a sound
+            "joined": (k and prev_end > seg.speech_start_s) or (
+                k + 1 < len(segments) and next_start < seg.speech_end_s),
         }
         verdict, reasons = tier(metrics, config)
         clip_id = f"{job.key}-{seg.index:05d}"

@@ -116,10 +116,16 @@ def place_utterances(emissions: Emissions, token_lists: list[list[int]]) -> list
     return best[1]
 
 
-def _energy_db(samples: np.ndarray) -> np.ndarray:
+def _energy_db(samples: np.ndarray, block: int = 6000) -> np.ndarray:
+    """10 ms frame energies, a minute at a time (no float copy of a long recording)."""
     n = len(samples) // ENERGY_HOP
-    frames = samples[: n * ENERGY_HOP].astype(np.float32).reshape(n, ENERGY_HOP) / 32768.0
-    return 10 * np.log10(np.mean(frames**2, axis=1) + 1e-10)
+    out = np.empty(n, np.float32)
+    for i in range(0, n, block):
+        j = min(n, i + block)
+        frames = samples[i * ENERGY_HOP: j * ENERGY_HOP].astype(np.float32).reshape(
+            j - i, ENERGY_HOP) / 32768.0
+        out[i:j] = 10 * np.log10(np.mean(frames**2, axis=1) + 1e-10)
+    return out
 
 
 def _refine_edges(energy: np.ndarray, start_s: float, end_s: float,
@@ -165,15 +171,23 @@ def align_tokens(emissions: Emissions, tokens: list[int], first: int, last: int,
     vocab = emissions.info.vocab
     sep = vocab.index.get(vocab.word_separator) if vocab.word_separator else None
     out, current = [], []
-    for span in spans:
-        if span.token == sep:
-            if current:
-                out.append(current)
-            current = []
-        else:
-            current.append(span)
-    if current:
-        out.append(current)
+    if sep is None:  # no boundary token: words are as many spans as they have tokens
+        k = 0
+        for w in words:
+            n = len(vocab.encode(w))
+            out.append(spans[k: k + n])
+            k += n
+        out = [g for g in out if g]
+    else:
+        for span in spans:
+            if span.token == sep:
+                if current:
+                    out.append(current)
+                current = []
+            else:
+                current.append(span)
+        if current:
+            out.append(current)
     t = emissions.time
     word_list = [Word(w, t(first + g[0].start), t(first + g[-1].end),
                       float(np.mean([s.score for s in g])))
@@ -201,7 +215,9 @@ def segment(emissions: Emissions, texts: list[str], samples: np.ndarray) -> list
         words, t0, t1 = aligned
         prev_end = placed[i - 1][1] if i else 0.0
         next_start = placed[i + 1][0] if i + 1 < len(placed) else duration
-        s, e = _refine_edges(energy, t0, t1 + emissions.frame_s, max(prev_end, t0 - 1.0),
+        # forced_align looked a few frames past the placement: stay inside the neighbours.
+        t0, t1 = max(t0, prev_end), min(t1, next_start)
+        s, e = _refine_edges(energy, t0, t1, max(prev_end, t0 - 1.0),
                              min(next_start, t1 + 1.0))
         out.append(Segment(i, text, score, s, min(e, duration), words))
     return out

@@ -395,6 +395,11 @@ class Catalog:
                           "audio = ?", source, item_id, audio)
         return rows[0] if rows else None
 
+    def delete_alignment(self, source: str, item_id: str, audio: str) -> None:
+        with self.connect() as conn:
+            conn.execute("DELETE FROM alignments WHERE source = ? AND item_id = ? AND audio = ?",
+                         (source, item_id, audio))
+
     def record_alignment(self, row: dict) -> None:
         with self.connect() as conn:
             conn.execute(

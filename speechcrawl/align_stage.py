@@ -6,11 +6,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import multiprocessing
 import os
 import sys
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
+import pyarrow.parquet as pq
 import torch
 
 from align.filters import FilterConfig
@@ -46,6 +49,9 @@ def _init(model: str, device: str, config: FilterConfig, threads: int | None = N
     _worker.update(model=load_model(model, device), config=config)
 
 
+INTERNAL = "internal error: "  # failures that are ours, not the recording's: retried
+
+
 def _run(job: RecordingJob, workdir: Path) -> tuple[RecordingJob, list[dict] | None, str | None]:
     try:
         rows = align_recording(job, _worker["model"], _worker["config"], workdir / "clips",
@@ -53,8 +59,8 @@ def _run(job: RecordingJob, workdir: Path) -> tuple[RecordingJob, list[dict] | N
         return job, rows, None
     except RecordingFailed as exc:
         return job, None, str(exc)
-    except Exception as exc:  # a bug or a broken file must not stop the batch
-        return job, None, f"internal error: {type(exc).__name__}: {exc}"
+    except Exception as exc:  # a bug, a full disk, out of memory: never stops the batch
+        return job, None, f"{INTERNAL}{type(exc).__name__}: {exc}"
 
 
 def run_align(workdir: Path, model: str = "wav2vec2-base-960h", device: str = "cpu",
@@ -66,13 +72,18 @@ def run_align(workdir: Path, model: str = "wav2vec2-base-960h", device: str = "c
     _init(model, device, config)  # loaded here too: the model id keys the work
     model_id = _worker["model"].info.model_id
     config_key = hashlib.sha1(json.dumps(config.as_dict(), sort_keys=True).encode()).hexdigest()
-    todo = []
+    todo, current = [], set()
     for r in catalog.alignable():
-        key = hashlib.sha1(f"{r['audio_md5']}|{r['transcript_md5']}|{model_id}|{config_key}"
-                           .encode()).hexdigest()
+        job = _job(r, workdir)
+        current.add((job.source, job.item_id, job.audio_file))
+        inputs = [r["audio_md5"], r["transcript_md5"], model_id, config_key, job.license_spdx,
+                  job.license_family, job.attribution, job.asr_caption]
+        key = hashlib.sha1(json.dumps(inputs, default=str).encode()).hexdigest()
         done = catalog.alignment(r["source"], r["item_id"], r["audio"])
-        if done is None or done["input_key"] != key:
-            todo.append((_job(r, workdir), key))
+        if done is None or done["input_key"] != key or (done["reason"] or "").startswith(
+                INTERNAL):
+            todo.append((job, key))
+    _forget_stale(catalog, workdir, current)
     totals = {"recordings": len(todo), "failed": 0, "clean": 0, "other": 0, "rejected": 0,
               "hours": 0.0}
     if not todo:
@@ -81,9 +92,10 @@ def run_align(workdir: Path, model: str = "wav2vec2-base-960h", device: str = "c
     keys = {job.key: key for job, key in todo}
     if workers > 1:
         threads = max(1, (os.cpu_count() or 1) // workers)
-        pool = ProcessPoolExecutor(workers, initializer=_init,
-                                   initargs=(model, device, config, threads))
-        results = pool.map(_run, [j for j, _ in todo], [workdir] * len(todo))
+        # spawn, not fork: a parent that touched CUDA cannot fork workers that use it.
+        pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
+                                   initializer=_init, initargs=(model, device, config, threads))
+        results = _pooled(pool, [j for j, _ in todo], workdir)
     else:
         pool, results = None, (_run(j, workdir) for j, _ in todo)
     try:
@@ -96,8 +108,37 @@ def run_align(workdir: Path, model: str = "wav2vec2-base-960h", device: str = "c
                     f"{totals['failed']}", file=out, flush=True)
     finally:
         if pool:
-            pool.shutdown()
+            pool.shutdown(cancel_futures=True)
     return totals
+
+
+def _pooled(pool: ProcessPoolExecutor, jobs: list[RecordingJob], workdir: Path):
+    """Results in order; a worker that dies (killed for memory, say) fails its recordings
+    with an internal error, retried next run, instead of ending the batch."""
+    futures = [pool.submit(_run, job, workdir) for job in jobs]
+    for job, fut in zip(jobs, futures, strict=True):
+        try:
+            yield fut.result()
+        except BrokenProcessPool as exc:
+            yield job, None, f"{INTERNAL}worker process died ({exc})"
+
+
+def _forget_stale(catalog: Catalog, workdir: Path, current: set[tuple]) -> None:
+    """Clips of recordings no longer alignable (item rejected, gone, file replaced) leave
+    the manifests, so nothing downstream reads them."""
+    for row in catalog.query("SELECT * FROM alignments"):
+        if (row["source"], row["item_id"], row["audio"]) not in current:
+            _remove_outputs(workdir, row["manifest"])
+            catalog.delete_alignment(row["source"], row["item_id"], row["audio"])
+
+
+def _remove_outputs(workdir: Path, manifest: str | None) -> None:
+    if not manifest or not (workdir / manifest).exists():
+        return
+    for clip in pq.read_table(workdir / manifest, columns=["clip_path"]).column(0).to_pylist():
+        if clip:
+            (workdir / clip).unlink(missing_ok=True)
+    (workdir / manifest).unlink()
 
 
 def _record(catalog: Catalog, workdir: Path, job: RecordingJob, key: str, model_id: str,
@@ -106,6 +147,9 @@ def _record(catalog: Catalog, workdir: Path, job: RecordingJob, key: str, model_
             "transcript": job.transcript_file, "input_key": key, "model_id": model_id}
     if reason is not None:
         totals["failed"] += 1
+        previous = catalog.alignment(job.source, job.item_id, job.audio_file)
+        if previous is not None:  # an earlier success's clips must not outlive this failure
+            _remove_outputs(workdir, previous["manifest"])
         catalog.record_alignment({**base, "status": "failed", "reason": reason, "clips": 0,
                                   "clean": 0, "other": 0, "rejected": 0, "audio_s": None,
                                   "manifest": None})

@@ -20,6 +20,8 @@ from align.normalize import normalize
     ("$1", "ONE DOLLAR"),
     ("$18,000 bridge", "EIGHTEEN THOUSAND DOLLARS BRIDGE"),
     ("£2 million", "TWO MILLION POUNDS"),
+    ("$1.25 billion", "ONE POINT TWO FIVE BILLION DOLLARS"),
+    ("$3.5", "THREE DOLLARS FIFTY CENTS"),
     ("12% more", "TWELVE PERCENT MORE"),  # percentages
     ("Tom & Jerry", "TOM AND JERRY"),  # ampersand
     ("Dr. Smith and Mr. Jones", "DOCTOR SMITH AND MISTER JONES"),  # abbreviations
