@@ -61,7 +61,7 @@ def synth(args) -> tuple[np.ndarray, str] | None:
         return None
     with wave.open(io.BytesIO(proc.stdout)) as w:
         x = np.frombuffer(w.readframes(w.getnframes()), dtype="<i2").astype(np.float32) / 32768
-    x = resample_poly(x, 160, 441).astype(np.float32)
+    x = resample_poly(x, 320, 441).astype(np.float32)
     if len(x) > 16000 * 16:
         return None
     return (x * 32767).astype(np.int16), label
@@ -170,13 +170,13 @@ on 2 CPU cores); CI never trains, it uses the committed `model.pt`.
 
 
 def write_card(report: dict) -> None:
+    report = {"threads": 2, **report}
     args = json.loads((OUT / "config.json").read_text())["args"]
     held = ", ".join(v or "(default)" for v in report["held_out_variants"])
     (OUT / "MODEL_CARD.md").write_text(CARD.format(
         **report, **args, size_kb=(OUT / "model.pt").stat().st_size / 1024,
         accents_n=len(report["accents"]), train_variants_n=len(report["train_variants"]),
-        held_out=held, cer_pct=100 * report["held_out_greedy_cer"],
-        threads=report.get("threads", 2)))
+        held_out=held, cer_pct=100 * report["held_out_greedy_cer"]))
 
 
 def main() -> None:
