@@ -18,13 +18,13 @@ import argparse
 import json
 import os
 import random
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
+from benchlib import run_measured
 
 from align.audio import decode, to_float, write_flac
 from align.filters import FilterConfig
@@ -75,15 +75,8 @@ def one(audio: Path, model_name: str, hub: str) -> dict:
 
 
 def run_child(audio: Path, model: str, hub: str) -> dict:
-    proc = subprocess.Popen([sys.executable, __file__, "--child", str(audio), "--model", model,
-                             "--hub", hub], stdout=subprocess.PIPE, text=True)
-    out = proc.stdout.read()
-    _, status, usage = os.wait4(proc.pid, 0)
-    if os.waitstatus_to_exitcode(status):
-        raise SystemExit(f"benchmark child failed on {audio}")
-    result = json.loads(out.strip().splitlines()[-1])
-    result["rss_mb"] = usage.ru_maxrss / 1024
-    return result
+    return run_measured([sys.executable, __file__, "--child", str(audio), "--model", model,
+                         "--hub", hub])
 
 
 def bench_clips(audio: Path, n: int) -> None:

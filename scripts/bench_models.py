@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -24,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from benchlib import run_measured
 
 
 def child(name: str, seconds: float, batch: int, hub: str) -> None:
@@ -45,15 +45,8 @@ def child(name: str, seconds: float, batch: int, hub: str) -> None:
 
 
 def run(name: str, seconds: float, batch: int, hub: str) -> dict:
-    proc = subprocess.Popen([sys.executable, __file__, "--child", name, "--seconds", str(seconds),
-                             "--batch", str(batch), "--hub", hub], stdout=subprocess.PIPE,
-                            text=True)
-    out = proc.stdout.read()
-    _, status, usage = os.wait4(proc.pid, 0)
-    if os.waitstatus_to_exitcode(status):
-        raise SystemExit(f"benchmark of {name} failed")
-    result = json.loads(out.strip().splitlines()[-1])
-    result["rss_mb"] = usage.ru_maxrss / 1024
+    result = run_measured([sys.executable, __file__, "--child", name, "--seconds",
+                           str(seconds), "--batch", str(batch), "--hub", hub])
     result["rtf"] = result["compute_s"] / seconds
     return result
 
