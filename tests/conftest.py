@@ -29,3 +29,16 @@ def defects(archive) -> dict:
 def base_url(archive):
     with serving(archive) as url:
         yield url
+
+
+@pytest.fixture(scope="session")
+def aligned(base_url, tmp_path_factory) -> Path:
+    """A workdir with the small archive crawled and aligned by the demo model. Shared by the
+    align, export and release tests: treat it as read-only (copy it to change it)."""
+    from helpers import align
+    from test_crawl import run_crawl
+
+    workdir = tmp_path_factory.mktemp("aligned")
+    run_crawl(workdir, base_url)
+    align(workdir)
+    return workdir

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import subprocess
+import sys
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -56,3 +57,14 @@ def get_json(url: str):
     status, _, body = fetch(url)
     assert status == 200, (status, body[:200])
     return json.loads(body)
+
+
+ALIGN = [sys.executable, "-m", "speechcrawl.cli", "align", "--model", "demo"]
+
+
+def align(workdir: Path, *extra: str) -> subprocess.CompletedProcess:
+    """``speechcrawl align`` with the shipped demo model, as a user runs it."""
+    cmd = ALIGN + ["--workdir", str(workdir), *extra]
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=1200)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result

@@ -8,40 +8,22 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pyarrow.parquet as pq
-import pytest
 import soundfile as sf
+from helpers import ALIGN, align
 from test_crawl import db, run_crawl
 from test_server import write_item
 
 from crawler.sample_archive.server import serving
 from manifests.schema import CLIPS
 
-ALIGN = [sys.executable, "-m", "speechcrawl.cli", "align", "--model", "demo"]
-
-
-def align(workdir: Path, *extra: str) -> subprocess.CompletedProcess:
-    result = subprocess.run(ALIGN + ["--workdir", str(workdir), *extra], capture_output=True,
-                            text=True, timeout=1200)
-    assert result.returncode == 0, result.stderr[-3000:]
-    return result
-
 
 def clips(workdir: Path) -> list[dict]:
     return [r for p in sorted((workdir / "manifests" / "clips").glob("*.parquet"))
             for r in pq.read_table(p).to_pylist()]
-
-
-@pytest.fixture(scope="module")
-def aligned(base_url, tmp_path_factory) -> Path:
-    workdir = tmp_path_factory.mktemp("aligned")
-    run_crawl(workdir, base_url)
-    align(workdir)
-    return workdir
 
 
 def test_tiers_on_the_planted_defects(aligned, defects, archive):
