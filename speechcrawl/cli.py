@@ -16,7 +16,6 @@ from crawler.settings import ARCHIVE_ORG_BASE_URL
 # Stages whose code has not landed yet, and the issue that brings each.
 NOT_BUILT = {
     "release": "the release stage (issue 7, Releases)",
-    "export": "the exports (issue 6, Manifests)",
     "run": "job files (issue 6, Manifests)",
 }
 
@@ -104,6 +103,17 @@ def _align(args: argparse.Namespace) -> int:
     return 0
 
 
+def _export(args: argparse.Namespace) -> int:
+    from manifests.exports import export
+
+    summary = export(args.format, Path(args.workdir), Path(args.out), tiers=args.tier or
+                     ["clean"], include_asr_captions=args.include_asr_captions,
+                     against_recordings=args.against_recordings)
+    print(f"export {summary.format}: {summary.clips} clips ({summary.hours:.2f} h) in "
+          f"{summary.out}")
+    return 0
+
+
 def _not_built(args: argparse.Namespace) -> int:
     raise StageNotBuilt(args.command)
 
@@ -175,8 +185,16 @@ def build_parser() -> argparse.ArgumentParser:
     e = sub.add_parser("export", help="export clips for another toolkit")
     e.add_argument("format", choices=["hf", "nemo", "lhotse"])
     e.add_argument("--workdir", required=True)
-    e.add_argument("--out", required=True)
-    e.set_defaults(func=_not_built)
+    e.add_argument("--out", required=True, help="directory to write (an earlier export "
+                   "there is replaced whole)")
+    e.add_argument("--tier", action="append", choices=["clean", "other", "all"],
+                   help="tier to export (default clean); repeat it, or 'all' for clean and other")
+    e.add_argument("--include-asr-captions", action="store_true",
+                   help="also export clips whose labels are machine captions (never clean)")
+    e.add_argument("--against-recordings", action="store_true",
+                   help="nemo: point at the source recordings with offset and duration "
+                        "instead of at the clip files")
+    e.set_defaults(func=_export)
 
     j = sub.add_parser("run", help="run every stage a job file names")
     j.add_argument("job", help="JOB.toml")

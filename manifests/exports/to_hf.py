@@ -1,0 +1,52 @@
+"""The HuggingFace export: Parquet shards that ``datasets.load_dataset("parquet", …)`` reads
+as an ``Audio`` dataset, the FLAC bytes inside so the export travels as one directory."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pyarrow as pa
+
+from manifests.exports.common import PROVENANCE, Clip
+from manifests.hf import AUDIO, write_parquet
+from manifests.schema import CLIPS, WORD
+
+MAX_SHARD_BYTES = 500 * 10**6  # the Hub's advice for Parquet shards
+
+# Plain types: a reader should not need to know about Arrow dictionaries.
+SCHEMA = pa.schema(
+    [pa.field("id", pa.string()), pa.field("audio", AUDIO), pa.field("duration_ms", pa.int32()),
+     pa.field("text", pa.string()), pa.field("text_raw", pa.string())]
+    + [pa.field(n, CLIPS.field(n).type.value_type
+                if pa.types.is_dictionary(CLIPS.field(n).type) else CLIPS.field(n).type)
+       for n in PROVENANCE]
+    + [pa.field("reasons", pa.list_(pa.string())),
+       pa.field("words", pa.list_(WORD))])  # in seconds of the clip
+
+
+def write_hf(clips: list[Clip], out: Path, max_shard_bytes: int = MAX_SHARD_BYTES,
+             **_) -> list[Path]:
+    """Write ``out/data/train-NNNNN-of-NNNNN.parquet``; shards are planned from the FLAC file
+    sizes first, so only one shard's audio is ever in memory."""
+    shards: list[list[Clip]] = [[]]
+    size = 0
+    for clip in clips:
+        n = clip.path.stat().st_size
+        if shards[-1] and size + n > max_shard_bytes:
+            shards.append([])
+            size = 0
+        shards[-1].append(clip)
+        size += n
+    paths = []
+    for k, shard in enumerate(shards):
+        path = out / "data" / f"train-{k:05d}-of-{len(shards):05d}.parquet"
+        write_parquet(pa.Table.from_pylist([_row(c) for c in shard], schema=SCHEMA), path)
+        paths.append(path)
+    return paths
+
+
+def _row(clip: Clip) -> dict:
+    return {"id": clip.id, "audio": {"bytes": clip.path.read_bytes(), "path": f"{clip.id}.flac"},
+            "duration_ms": clip.duration_ms, "text": clip.row["text"],
+            "text_raw": clip.row["text_raw"], **{n: clip.row[n] for n in PROVENANCE},
+            "reasons": clip.row["reasons"], "words": clip.words()}
