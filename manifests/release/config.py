@@ -1,0 +1,147 @@
+"""The release config: which clips go into which subset, how splits are drawn, how big shards get.
+
+A release is a pure function of the manifests and this config, so every setting that changes
+what a release holds lives here (and is written into its ``release.json``). A TOML file gives
+it as a ``[release]`` table; an unknown key is an error, because a misspelt setting that is
+silently ignored makes a release that is not the one its maintainer asked for.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+TIERS = ("clean", "other")
+FAMILIES = ("public-domain", "by", "by-sa")
+MAX_SHARD_BYTES = 1_900_000_000
+NAME = re.compile(r"^[a-z][a-z0-9_]*$")  # a directory name and an HF config/split name
+
+
+@dataclass(frozen=True)
+class SubsetSpec:
+    """One release config (an HF "config"): the clips of these tiers under these license
+    families; ``max_clips`` makes a sample of whole items, drawn by a salted hash."""
+
+    tiers: tuple[str, ...]
+    families: tuple[str, ...]
+    max_clips: int | None = None
+
+
+DEFAULT_SUBSETS = {
+    "clean": SubsetSpec(("clean",), ("public-domain", "by")),
+    "other": SubsetSpec(("other",), ("public-domain", "by")),
+    "clean_sa": SubsetSpec(("clean",), ("by-sa",)),
+    "other_sa": SubsetSpec(("other",), ("by-sa",)),
+    "microset": SubsetSpec(("clean",), ("public-domain", "by"), max_clips=1000),
+}
+DEFAULT_SPLITS = {"train": 0.90, "validation": 0.05, "test": 0.05}
+# Creators that name nobody in particular: grouping by them would not keep a speaker together,
+# it would only tie unrelated items to one split.
+ANONYMOUS_CREATORS = ("", "unknown", "anonymous", "various", "various artists", "n/a", "none")
+
+
+@dataclass(frozen=True)
+class ReleaseConfig:
+    salt: str = "speechcrawl-splits-1"
+    splits: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_SPLITS))
+    subsets: dict[str, SubsetSpec] = field(default_factory=lambda: dict(DEFAULT_SUBSETS))
+    include_asr_captions: bool = False
+    include_gone_items: bool = False  # items no longer at the source: license not re-checked
+    group_by_creator: bool = True  # one creator's items share a split (a speaker proxy)
+    anonymous_creators: tuple[str, ...] = ANONYMOUS_CREATORS
+    dedup_audio: bool = True
+    dedup_text: bool = True
+    # Short texts ("thank you", "yes") recur across items without being duplicates.
+    dedup_text_min_chars: int = 20
+    max_shard_bytes: int = 500_000_000
+
+    def __post_init__(self) -> None:
+        if not self.splits:
+            raise ValueError("release config: at least one split is needed")
+        for name, share in self.splits.items():
+            if not NAME.match(name):
+                raise ValueError(f"release config: split name {name!r} must match {NAME.pattern}")
+            if not isinstance(share, int | float) or share <= 0:
+                raise ValueError(f"release config: split {name!r} needs a positive share")
+        if not self.subsets:
+            raise ValueError("release config: at least one subset is needed")
+        for name, spec in self.subsets.items():
+            _check_subset(name, spec)
+        if not 0 < self.max_shard_bytes <= MAX_SHARD_BYTES:
+            raise ValueError(f"release config: max_shard_bytes must be in 1..{MAX_SHARD_BYTES} "
+                             "(an Arrow binary column holds under 2 GiB)")
+        if self.dedup_text_min_chars < 0:
+            raise ValueError("release config: dedup_text_min_chars must not be negative")
+
+    @classmethod
+    def from_toml(cls, path: Path) -> ReleaseConfig:
+        data = tomllib.loads(Path(path).read_text())
+        unknown = set(data) - {"release"}
+        if unknown:
+            raise ValueError(f"{path}: unknown tables or keys {sorted(unknown)} (expected "
+                             "a [release] table)")
+        return cls.from_dict(data.get("release", {}))
+
+    @classmethod
+    def from_dict(cls, data: dict) -> ReleaseConfig:
+        """A config from a ``[release]`` table; ``subsets`` given there replace the defaults
+        entirely (so a maintainer can drop one), ``splits`` likewise."""
+        known = {f.name for f in fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise ValueError(f"unknown release settings: {sorted(unknown)}")
+        data = dict(data)
+        if "subsets" in data:
+            data["subsets"] = {name: _subset_from_dict(name, spec)
+                               for name, spec in data["subsets"].items()}
+        if "splits" in data:
+            data["splits"] = dict(data["splits"])
+        if "anonymous_creators" in data:
+            data["anonymous_creators"] = tuple(data["anonymous_creators"])
+        return cls(**data)
+
+    def as_dict(self) -> dict:
+        """JSON-ready, in a stable order (it goes into release.json byte for byte)."""
+        d = asdict(self)
+        d["subsets"] = {name: {"tiers": list(s.tiers), "families": list(s.families),
+                               "max_clips": s.max_clips} for name, s in self.subsets.items()}
+        d["anonymous_creators"] = list(self.anonymous_creators)
+        return d
+
+    def shares(self) -> list[tuple[str, float]]:
+        """Split names with their shares, normalised to sum to 1, in config order."""
+        total = float(sum(self.splits.values()))
+        return [(name, share / total) for name, share in self.splits.items()]
+
+
+def _subset_from_dict(name: str, spec: dict) -> SubsetSpec:
+    known = {f.name for f in fields(SubsetSpec)}
+    unknown = set(spec) - known
+    if unknown:
+        raise ValueError(f"release config: subset {name!r} has unknown keys {sorted(unknown)}")
+    if "tiers" not in spec or "families" not in spec:
+        raise ValueError(f"release config: subset {name!r} needs tiers and families")
+    return SubsetSpec(tuple(spec["tiers"]), tuple(spec["families"]), spec.get("max_clips"))
+
+
+def _check_subset(name: str, spec: SubsetSpec) -> None:
+    if not NAME.match(name):
+        raise ValueError(f"release config: subset name {name!r} must match {NAME.pattern}")
+    if "rejected" in spec.tiers:
+        raise ValueError(f"release config: subset {name!r} asks for rejected clips, which have "
+                         "no audio (the align stage writes none)")
+    bad = set(spec.tiers) - set(TIERS)
+    if bad or not spec.tiers:
+        raise ValueError(f"release config: subset {name!r}: tiers must be among {TIERS}")
+    bad = set(spec.families) - set(FAMILIES)
+    if bad or not spec.families:
+        raise ValueError(f"release config: subset {name!r}: families must be among {FAMILIES}"
+                         + (f", not {sorted(bad)}" if bad else ""))
+    if "by-sa" in spec.families and not name.endswith("_sa"):
+        raise ValueError(f"release config: subset {name!r} holds share-alike material, so its "
+                         "name must end in _sa (DESIGN.md: share-alike only in subsets "
+                         "labelled so)")
+    if spec.max_clips is not None and spec.max_clips <= 0:
+        raise ValueError(f"release config: subset {name!r}: max_clips must be positive")
