@@ -7,6 +7,7 @@ Thin on purpose: each command parses its arguments and calls into ``crawler``, `
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import traceback
 from pathlib import Path
@@ -15,7 +16,6 @@ from crawler.settings import ARCHIVE_ORG_BASE_URL
 
 # Stages whose code has not landed yet, and the issue that brings each.
 NOT_BUILT = {
-    "release": "the release stage (issue 7, Releases)",
     "run": "job files (issue 6, Manifests)",
 }
 
@@ -66,6 +66,23 @@ def _crawl(args: argparse.Namespace) -> int:
         reason = stats.get("finish_reason", "unknown")
         raise RuntimeError(f"discovery found no items at {args.base_url} (finish reason: "
                            f"{reason}; see {workdir / 'crawl.log'})")
+    return 0
+
+
+def _release(args: argparse.Namespace) -> int:
+    import os
+
+    from manifests.release import ReleaseConfig, build_release
+
+    config = ReleaseConfig.from_toml(Path(args.config)) if args.config else ReleaseConfig()
+    out = build_release(Path(args.workdir), args.version,
+                        Path(args.previous) if args.previous else None, config,
+                        out=Path(args.out) if args.out else None,
+                        workers=args.workers or min(os.cpu_count() or 1, 8), force=args.force)
+    meta = json.loads((out / "release.json").read_text())
+    sizes = ", ".join(f"{name} {c['rows']} clips ({c['hours']:.2f} h)"
+                      for name, c in meta["configs"].items() if c["rows"])
+    print(f"release {args.version} in {out}: {sizes or 'no clips'}")
     return 0
 
 
@@ -172,8 +189,18 @@ def build_parser() -> argparse.ArgumentParser:
     r = sub.add_parser("release", help="build a reproducible corpus release")
     r.add_argument("--workdir", required=True)
     r.add_argument("--version", required=True)
-    r.add_argument("--previous", default=None, help="the previous release directory")
-    r.set_defaults(func=_not_built)
+    r.add_argument("--previous", default=None,
+                   help="the previous release directory: its splits stay frozen, the diff is "
+                        "against it")
+    r.add_argument("--config", default=None, help="a TOML file with a [release] table")
+    r.add_argument("--out", default=None,
+                   help="release directory (default: WORKDIR/releases/VERSION)")
+    r.add_argument("--workers", type=int, default=None,
+                   help="threads reading clips and writing shards (the output does not "
+                        "depend on it; default: the cores, at most 8)")
+    r.add_argument("--force", action="store_true",
+                   help="replace an existing release of that version whose content differs")
+    r.set_defaults(func=_release)
 
     au = sub.add_parser("audit", help="write the license audit report")
     au.add_argument("--workdir", required=True)

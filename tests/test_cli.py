@@ -44,7 +44,6 @@ def test_serve_defaults_to_loopback():
 
 
 @pytest.mark.parametrize("argv", [
-    ["release", "--workdir", "{w}", "--version", "v1"],
     ["run", "{w}/job.toml"],
 ])
 def test_stages_not_built_yet_fail_with_one_clear_sentence(argv, tmp_path):

@@ -48,10 +48,11 @@ SHARD_COLUMNS = ["duration_ms", "text", "source", "item_id", "audio_file", "star
 
 
 def build_release(workdir: Path, version: str, previous: Path | None = None,
-                  config: ReleaseConfig | None = None, *, out: Path | None = None,
+                  config: ReleaseConfig | Path | dict | None = None, *, out: Path | None = None,
                   workers: int = 1, force: bool = False, log=None) -> Path:
     """Build release ``version`` of ``workdir``'s manifests into ``out`` (default
-    ``workdir/releases/<version>``); return its directory.
+    ``workdir/releases/<version>``); return its directory. ``config``: a ``ReleaseConfig``, a
+    TOML file with a ``[release]`` table, or that table's contents as a dict.
 
     An existing release of identical content is left as it is (a rebuild is a no-op); one of
     different content is replaced only with ``force``.
@@ -60,6 +61,10 @@ def build_release(workdir: Path, version: str, previous: Path | None = None,
     workdir = Path(workdir)
     if not VERSION.match(version):
         raise ValueError(f"release version {version!r} must match {VERSION.pattern}")
+    if isinstance(config, dict):
+        config = ReleaseConfig.from_dict(config)
+    elif isinstance(config, str | Path):
+        config = ReleaseConfig.from_toml(Path(config))
     config = config or ReleaseConfig()
     final = Path(out) if out else workdir / "releases" / version
     if previous is not None and Path(previous).resolve() == final.resolve():
