@@ -72,6 +72,10 @@ class ModelInfo:
     frame_offset_s: float = 0.0  # centre of frame 0's receptive field, in seconds
     sample_rate: int = SAMPLE_RATE
     note: str = ""
+    # Filter thresholds calibrated for this model (a ``filters.toml`` shipped beside its
+    # weights): a weaker model hears correct text less exactly, so its CER and confidence
+    # limits differ. The user's ``--filters`` file overrides them.
+    filter_defaults: tuple[tuple[str, object], ...] = ()
 
     @property
     def model_id(self) -> str:

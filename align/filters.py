@@ -8,7 +8,7 @@ through: a clip whose text does not match its audio must never be ``clean``.
 from __future__ import annotations
 
 import tomllib
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
 
@@ -27,22 +27,31 @@ class FilterConfig:
     max_silence_share: float = 0.7
     language: str = "en"
     pad_s: float = 0.15  # kept at each edge, never reaching into a neighbouring utterance
+    # Subtitle cue times are hints: trusted only when this share of a recording's aligned
+    # utterances lies within its cues (± tolerance); then a clip outside its cue is suspect.
+    cue_tolerance_s: float = 0.5
+    cue_min_agreement: float = 0.8
 
-    @classmethod
-    def from_toml(cls, path: Path) -> FilterConfig:
-        data = tomllib.loads(Path(path).read_text()).get("filters", {})
-        known = {f.name for f in fields(cls)}
-        unknown = set(data) - known
+    def updated(self, overrides: dict) -> FilterConfig:
+        unknown = set(overrides) - {f.name for f in fields(self)}
         if unknown:
             raise ValueError(f"unknown filter settings: {sorted(unknown)}")
-        return cls(**data)
+        return replace(self, **overrides)
 
     def as_dict(self) -> dict:
         return asdict(self)
 
 
+def read_overrides(path: Path) -> dict:
+    """The ``[filters]`` table of a TOML file (a model's calibration or a user's settings)."""
+    data = tomllib.loads(Path(path).read_text()).get("filters", {})
+    FilterConfig().updated(data)  # unknown names are an error here, not at align time
+    return data
+
+
 def tier(m: dict, config: FilterConfig) -> tuple[str, list[str]]:
-    """The verdict on one clip's metrics, with every reason that counted against it."""
+    """The verdict on one clip's metrics, with every reason that counted against it. Each
+    reason reads "kind: details", so reasons group by the text before the colon."""
     hard, soft = [], []
     if not m["aligned"]:
         hard.append("not aligned: the text could not be placed in the audio")
@@ -55,18 +64,21 @@ def tier(m: dict, config: FilterConfig) -> tuple[str, list[str]]:
     if m["cer"] > config.other_max_cer:
         hard.append(f"text does not match the audio: CER {m['cer']:.2f}")
     elif m["cer"] > config.clean_max_cer:
-        soft.append(f"CER {m['cer']:.2f} above {config.clean_max_cer:.2f}")
+        soft.append(f"CER above the clean limit: {m['cer']:.2f} > {config.clean_max_cer:.2f}")
     if m["score"] < config.other_min_score:
         hard.append(f"low alignment confidence: {m['score']:.2f}")
     elif m["score"] < config.clean_min_score:
-        soft.append(f"alignment confidence {m['score']:.2f} below {config.clean_min_score}")
+        soft.append(f"alignment confidence below the clean limit: {m['score']:.2f} < "
+                    f"{config.clean_min_score}")
     if max(m["cer_start"], m["cer_end"]) > config.max_edge_cer:
         soft.append(f"edges do not match: CER {m['cer_start']:.2f} at the start, "
                     f"{m['cer_end']:.2f} at the end")
     if not config.min_chars_per_s <= m["chars_per_s"] <= config.max_chars_per_s:
-        soft.append(f"speaking rate {m['chars_per_s']:.1f} characters/s")
+        soft.append(f"speaking rate: {m['chars_per_s']:.1f} characters/s")
     if m["silence_share"] > config.max_silence_share:
         soft.append(f"mostly silence: {m['silence_share']:.0%}")
+    if m.get("outside_cue"):
+        soft.append("outside its subtitle cue: the alignment and the subtitles disagree")
     if m.get("joined"):
         soft.append("no pause at an edge: the cut may clip a sound")
     if m["asr_caption"]:

@@ -21,6 +21,7 @@ import torchaudio
 
 from align.acoustic import AcousticModel, ModelInfo, Vocabulary
 from align.demo_net import DemoCTC
+from align.filters import read_overrides
 
 DEMO_DIR = Path(__file__).resolve().parent / "demo_model"
 BUNDLES = {
@@ -113,8 +114,14 @@ def load_demo(device: str = "cpu", directory: Path = DEMO_DIR) -> AcousticModel:
     info = ModelInfo("demo", sha256_file(directory / "model.pt"), vocab,
                      config.get("license", "Apache-2.0"), frame_s=config["frame_s"],
                      note="trained on espeak-ng speech only: for the offline demo and tests, "
-                          "not for real corpora")
+                          "not for real corpora",
+                     filter_defaults=_calibration(directory / "filters.toml"))
     return _wrap(module, info, device, first=False)
+
+
+def _calibration(path: Path) -> tuple:
+    """A model's calibrated filter thresholds, if it ships them (see ``ModelInfo``)."""
+    return tuple(sorted(read_overrides(path).items())) if path.exists() else ()
 
 
 def _sidecar(path: Path) -> tuple[Path, dict]:
@@ -139,8 +146,11 @@ def load_checkpoint(path: Path, device: str = "cpu") -> AcousticModel:
     vocab = Vocabulary(labels, config.get("blank", 0), sep, config.get("star"), upper)
     frame_s = config.get("frame_s", 0.02)
     offset = config.get("frame_offset_s", WAV2VEC2_FRAME_OFFSET_S)
+    calibration = (Path(path) / "filters.toml" if Path(path).is_dir()
+                   else Path(path).with_suffix(".filters.toml"))
     info = ModelInfo(str(path), sha256_file(weights), vocab, config.get("license", "unknown"),
-                     frame_s=frame_s, frame_offset_s=offset)
+                     frame_s=frame_s, frame_offset_s=offset,
+                     filter_defaults=_calibration(calibration))
     normalize = bool(config.get("normalize_waveform", False))
     if "wav2vec2_model" in config:
         module = torchaudio.models.wav2vec2_model(**config["wav2vec2_model"])

@@ -21,7 +21,7 @@ from align.filters import FilterConfig, tier
 from align.metrics import cer
 from align.normalize import normalize
 from align.segment import TextLongerThanAudio, segment
-from align.transcripts import read_transcript, sentences
+from align.transcripts import cue_spans, read_transcript, sentences
 
 SAMPLE_RATE = 16_000
 # Speaking rate used to guess whether an utterance would make a clip over the length limit.
@@ -85,6 +85,19 @@ def _silence_share(samples: np.ndarray, start_s: float, end_s: float) -> float:
     return float(np.mean(db < db.max() - 35))
 
 
+def outside_cues(segments, spans: list, config: FilterConfig) -> set[int]:
+    """Utterances whose aligned speech lies outside their subtitle cue (± tolerance) — when
+    the recording's cues have proved reliable, i.e. most aligned utterances lie within theirs.
+    Shifted or invented cue times prove nothing and flag nothing."""
+    tol = config.cue_tolerance_s
+    inside = {s.index: spans[s.index][0] - tol <= s.speech_start_s
+              and s.speech_end_s <= spans[s.index][1] + tol
+              for s in segments if s.aligned and spans[s.index]}
+    if len(inside) < 3 or sum(inside.values()) < config.cue_min_agreement * len(inside):
+        return set()
+    return {i for i, ok in inside.items() if not ok}
+
+
 def align_recording(job: RecordingJob, model: AcousticModel, config: FilterConfig,
                     clip_dir: Path, workdir: Path) -> list[dict]:
     try:
@@ -109,6 +122,8 @@ def align_recording(job: RecordingJob, model: AcousticModel, config: FilterConfi
         raise RecordingFailed(f"alignment failed: {exc}") from None
 
     duration = len(samples) / SAMPLE_RATE
+    spans = cue_spans(transcript, [raw for raw, _ in pairs])
+    suspect = outside_cues(segments, spans, config)
     recording_language = _language(transcript.text)
     rows = []
     for k, seg in enumerate(segments):
@@ -139,6 +154,7 @@ def align_recording(job: RecordingJob, model: AcousticModel, config: FilterConfi
             "asr_caption": job.asr_caption,
             # no pause between this utterance and a neighbour (a clause split): the cut
             # between them may clip a sound
+            "outside_cue": seg.index in suspect,
             "joined": (k and prev_end > seg.speech_start_s) or (
                 k + 1 < len(segments) and next_start < seg.speech_end_s),
         }
@@ -160,9 +176,14 @@ def align_recording(job: RecordingJob, model: AcousticModel, config: FilterConfi
             "cer_start": metrics["cer_start"], "cer_end": metrics["cer_end"],
             "chars_per_s": round(metrics["chars_per_s"], 3), "language": metrics["language"],
             "asr_caption": job.asr_caption, "silence_share": round(metrics["silence_share"], 3),
-            "words": [{"word": w.word, "start_s": round(w.start_s, 3),
-                       "end_s": round(w.end_s, 3), "score": round(w.score, 4)}
+            # In recording seconds, inside the cut: where two utterances touch, a CTC edge
+            # frame may sit a few ms beyond the cut point.
+            "words": [{"word": w.word, "start_s": round(min(max(w.start_s, start), end), 3),
+                       "end_s": round(min(max(w.end_s, start), end), 3),
+                       "score": round(w.score, 4)}
                       for w in seg.words] if verdict != "rejected" else [],
+            "cue_start_s": spans[seg.index][0] if spans[seg.index] else None,
+            "cue_end_s": spans[seg.index][1] if spans[seg.index] else None,
             "license_spdx": job.license_spdx, "license_family": job.license_family,
             "attribution": job.attribution, "clip_path": clip_path,
             "model_id": model.info.model_id,

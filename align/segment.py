@@ -31,6 +31,9 @@ from ctc_segmentation import (
 from align.acoustic import Emissions
 
 log = logging.getLogger(__name__)
+# ctc-segmentation logs "Maximum window size reached" as an error on every window we retry;
+# the retries are ours to report.
+logging.getLogger("ctc_segmentation").setLevel(logging.CRITICAL)
 ENERGY_HOP = 160  # 10 ms at 16 kHz
 EDGE_SEARCH_S = 0.25  # how far the speech edges may move from the token edges
 
@@ -60,9 +63,10 @@ class TextLongerThanAudio(ValueError):
 
 # ctc-segmentation's table holds window × tokens float32 cells: this bounds its memory.
 MAX_TABLE_CELLS = 400_000_000  # 1.6 GB
-# An utterance scoring below this was forced somewhere it does not belong: when one does, a
-# larger window is tried (an unspoken intro longer than the window misplaces the first ones).
-MISPLACED_SCORE = -10.0
+# A placement whose worst utterance scores below this is not trusted: larger windows are
+# tried and the best is kept. A window too narrow for the recording's changes of speaking rate
+# (or for an unspoken intro) pushes utterances early, and every one after them scores badly.
+SETTLED_SCORE = -3.0
 
 
 def _window_sizes(frames: int, tokens: int) -> list[int]:
@@ -80,8 +84,9 @@ def _window_sizes(frames: int, tokens: int) -> list[int]:
 def place_utterances(emissions: Emissions, token_lists: list[list[int]]) -> list[tuple]:
     """ctc-segmentation over the whole recording: (start_s, end_s, score) per utterance.
 
-    A window that fails, or that leaves an utterance forced into the wrong place, is
-    retried larger; of the tries, the placement with the best worst score wins.
+    A window that fails, or whose worst utterance scores below ``SETTLED_SCORE``, is retried
+    larger; of the tries, the placement with the best worst score wins (a larger window is
+    not always better: the band follows a straight line through the recording).
     """
     lpz = emissions.log_probs
     total_tokens = sum(len(t) for t in token_lists) + len(token_lists) + 1
@@ -107,7 +112,7 @@ def place_utterances(emissions: Emissions, token_lists: list[list[int]]) -> list
         worst = min(score for _, _, score in segments)
         if best is None or worst > best[0]:
             best = (worst, segments)
-        if worst > MISPLACED_SCORE:
+        if worst > SETTLED_SCORE:
             break
         log.info("window %d frames left an utterance at score %.1f; trying a larger one",
                  size, worst)

@@ -92,3 +92,25 @@ _SEGMENTER = pysbd.Segmenter(language="en", clean=False)
 
 def sentences(text: str) -> list[str]:
     return [s.strip() for s in _SEGMENTER.segment(text) if s.strip()]
+
+
+def cue_spans(transcript: Transcript, parts: list[str]) -> list[tuple[float, float] | None]:
+    """The subtitle time span each utterance falls in: from the start of the first cue its
+    text touches to the end of the last. ``None`` for untimed text or text not found (the
+    utterances are cut from ``transcript.text`` in order, so a forward search finds them)."""
+    if not transcript.timed:
+        return [None] * len(parts)
+    bounds, pos = [], 0  # (first char, last char + 1, cue) in transcript.text
+    for cue in (c for c in transcript.cues if c.text):
+        bounds.append((pos, pos + len(cue.text), cue))
+        pos += len(cue.text) + 1
+    text, cursor, spans = transcript.text, 0, []
+    for part in parts:
+        a = text.find(part, cursor)
+        if a < 0:
+            spans.append(None)
+            continue
+        b, cursor = a + len(part), a + len(part)
+        touched = [c for lo, hi, c in bounds if lo < b and hi > a]
+        spans.append((min(c.start for c in touched), max(c.end for c in touched)))
+    return spans

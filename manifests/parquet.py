@@ -27,10 +27,12 @@ def _plain(t: pa.DataType) -> pa.DataType:
     return t.value_type if pa.types.is_dictionary(t) else t
 
 
-def write_atomic(table: pa.Table, path: Path) -> None:
-    """Write to a temporary name, fsync, rename: readers never see a half-written file."""
+def write_atomic(table: pa.Table, path: Path, metadata: dict[str, str] | None = None) -> None:
+    """Write to a temporary name, fsync, rename: readers never see a half-written file.
+    ``metadata`` goes into the file's key-value metadata (e.g. the settings that made it)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     meta = dict(table.schema.metadata or {})
+    meta.update({k.encode(): v.encode() for k, v in (metadata or {}).items()})
     meta.update({b"speechcrawl.schema_version": SCHEMA_VERSION.encode(),
                  b"speechcrawl.code_version": code_version().encode()})
     table = table.replace_schema_metadata(meta)

@@ -61,6 +61,10 @@ CLIPS = pa.schema([
     pa.field("asr_caption", pa.bool_()),
     pa.field("silence_share", pa.float64()),
     pa.field("words", pa.list_(WORD)),
+    # The subtitle cue span the text came from (timed transcripts): a hint, trusted only when
+    # the recording's cues agree with the alignment (see align.filters).
+    pa.field("cue_start_s", pa.float64()),
+    pa.field("cue_end_s", pa.float64()),
     pa.field("license_spdx", _CATEGORY),
     pa.field("license_family", _CATEGORY),
     pa.field("attribution", pa.string()),

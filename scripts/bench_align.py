@@ -27,11 +27,11 @@ import numpy as np
 from benchlib import run_measured
 
 from align.audio import decode, to_float, write_flac
-from align.filters import FilterConfig
 from align.models import load_model, random_checkpoint
 from align.recording import RecordingJob, align_recording
 from crawler.sample_archive.synth import Voice, compose, encode
 from crawler.sample_archive.texts import english_sentence
+from speechcrawl.align_stage import filter_config
 
 
 def make_recording(out: Path, minutes: float, seed: int = 1) -> Path:
@@ -64,7 +64,7 @@ def one(audio: Path, model_name: str, hub: str) -> dict:
     model = load_model(model_name)
     work = audio.parent / f"work-{audio.stem}-{model_name}"
     t0 = time.perf_counter()
-    rows = align_recording(job(audio), model, FilterConfig(), work / "clips", work)
+    rows = align_recording(job(audio), model, filter_config(model.info), work / "clips", work)
     stage = time.perf_counter() - t0
     samples = decode(audio)
     t0 = time.perf_counter()

@@ -8,8 +8,9 @@ given model, and compares every clip with the sentence onsets/offsets in ``truth
 - cut points (``start_s``, ``end_s``): the clip holds all of its sentence's speech, never more
   than 20 ms short (target: ≥ 98 % of clean clips), and never more than 100 ms of a
   neighbouring sentence (target: all);
-- the filter: share of clips with a correct text kept ``clean`` (target ≥ 90 %), and ``clean``
-  clips from transcripts that do not match their audio (target: none);
+- the filter: share of clips with the right text (a matching transcript, and speech within
+  200 ms of the truth) kept ``clean`` (target ≥ 90 %), and ``clean`` clips from transcripts
+  that do not match their audio or placed over other words (> 500 ms off) (target: none);
 - no clip overlaps the unspoken intro or outro.
 
     .venv/bin/python scripts/eval_alignment.py [--items 40] [--model demo] [--workdir DIR]
@@ -32,6 +33,11 @@ from crawler.sample_archive.build import build
 from crawler.sample_archive.server import serving
 from speechcrawl.align_stage import run_align
 
+# A clip "has the right text" when its transcript matches the recording and its aligned speech
+# lies within RIGHT_S of its sentence's; beyond MISPLACED_S its audio holds other words.
+RIGHT_S = 0.2
+MISPLACED_S = 0.5
+
 
 def load_clips(workdir: Path) -> list[dict]:
     rows = []
@@ -46,6 +52,7 @@ def evaluate(archive: Path, clips: list[dict]) -> dict:
         by_recording.setdefault((c["item_id"], c["audio_file"]), []).append(c)
     start_err, end_err = [], []
     contains, neighbour_ok, clean_right, wrong_clean, overlaps = [], [], [], 0, 0
+    misplaced, misplaced_clean = 0, 0
     for (item_id, audio), rows in sorted(by_recording.items()):
         truth_path = archive / "truth" / item_id / f"{audio}.json"
         if not truth_path.exists():
@@ -61,15 +68,22 @@ def evaluate(archive: Path, clips: list[dict]) -> dict:
             wrong_clean += sum(1 for c in rows if c["tier"] == "clean")
             continue
         sents = truth["sentences"]
-        index = {normalize(s["text"]): k for k, s in enumerate(sents)}
+        index: dict[str, list[int]] = {}
+        for k, s in enumerate(sents):  # the same sentence may be spoken more than once
+            index.setdefault(normalize(s["text"]), []).append(k)
         for c in rows:
-            k = index.get(c["text"])
-            if k is None:  # a sentence split into clauses: no single truth to compare with
+            if c["text"] not in index:  # a sentence split into clauses: no single truth
                 continue
+            k = min(index[c["text"]], key=lambda k: abs(sents[k]["start"] - c["speech_start_s"]))
             s = sents[k]
-            clean_right.append(c["tier"] == "clean")
+            err = max(abs(c["speech_start_s"] - s["start"]), abs(c["speech_end_s"] - s["end"]))
             start_err.append(abs(c["speech_start_s"] - s["start"]))
             end_err.append(abs(c["speech_end_s"] - s["end"]))
+            if err <= RIGHT_S:
+                clean_right.append(c["tier"] == "clean")
+            elif err > MISPLACED_S:  # the clip's audio holds other words than its text
+                misplaced_clean += c["tier"] == "clean"
+                misplaced += 1
             if c["tier"] == "clean":
                 contains.append(c["start_s"] <= s["start"] + 0.02 and c["end_s"] >= s["end"] - 0.02)
                 prev_end = sents[k - 1]["end"] if k else -1e9
@@ -87,6 +101,7 @@ def evaluate(archive: Path, clips: list[dict]) -> dict:
         else None,
         "right_text_kept_clean": float(np.mean(clean_right)) if clean_right else None,
         "wrong_text_clean_clips": wrong_clean,
+        "misplaced_clips": misplaced, "misplaced_clean_clips": misplaced_clean,
         "clips_over_unspoken_audio": overlaps,
     }
 
@@ -114,8 +129,9 @@ def main() -> None:
           f"most 100 ms of a neighbour (target 100)")
     print(f"filter: {100 * r['right_text_kept_clean']:.1f} % of clips with the right text kept "
           f"clean (target >= 90); {r['wrong_text_clean_clips']} clean clips from wrong texts "
-          f"(target 0); {r['clips_over_unspoken_audio']} kept clips over unspoken intro/outro "
-          "(target 0)")
+          f"(target 0); {r['misplaced_clean_clips']} clean of {r['misplaced_clips']} misplaced "
+          f"clips (target 0); {r['clips_over_unspoken_audio']} kept clips over unspoken "
+          "intro/outro (target 0)")
 
 
 if __name__ == "__main__":

@@ -43,7 +43,8 @@ def _job(r, workdir: Path) -> RecordingJob:
         license_family=r["license_family"], attribution=attribution(r))
 
 
-def _init(model: str, device: str, config: FilterConfig, threads: int | None = None) -> None:
+def _init(model: str, device: str, config: FilterConfig | None,
+          threads: int | None = None) -> None:
     if threads:
         torch.set_num_threads(threads)  # workers share the cores instead of oversubscribing
     _worker.update(model=load_model(model, device), config=config)
@@ -63,14 +64,21 @@ def _run(job: RecordingJob, workdir: Path) -> tuple[RecordingJob, list[dict] | N
         return job, None, f"{INTERNAL}{type(exc).__name__}: {exc}"
 
 
+def filter_config(info, overrides: dict | None = None) -> FilterConfig:
+    """The defaults, then the model's calibration, then the user's settings."""
+    return FilterConfig().updated(dict(info.filter_defaults)).updated(overrides or {})
+
+
 def run_align(workdir: Path, model: str = "wav2vec2-base-960h", device: str = "cpu",
-              workers: int = 1, config: FilterConfig | None = None, out=None) -> dict:
-    """Align every accepted pair not aligned yet with these inputs; return the counts."""
+              workers: int = 1, filters: dict | None = None, out=None) -> dict:
+    """Align every accepted pair not aligned yet with these inputs; return the counts.
+    ``filters`` overrides filter settings (see ``align.filters.FilterConfig``)."""
     out = out or sys.stderr
-    config = config or FilterConfig()
     catalog = Catalog(workdir / "catalog.sqlite")
-    _init(model, device, config)  # loaded here too: the model id keys the work
-    model_id = _worker["model"].info.model_id
+    _init(model, device, None)  # loaded here too: the model id keys the work
+    info = _worker["model"].info
+    config = _worker["config"] = filter_config(info, filters)
+    model_id = info.model_id
     config_key = hashlib.sha1(json.dumps(config.as_dict(), sort_keys=True).encode()).hexdigest()
     todo, current = [], set()
     for r in catalog.alignable():
@@ -100,7 +108,8 @@ def run_align(workdir: Path, model: str = "wav2vec2-base-960h", device: str = "c
         pool, results = None, (_run(j, workdir) for j, _ in todo)
     try:
         for n, (job, rows, reason) in enumerate(results, 1):
-            _record(catalog, workdir, job, keys[job.key], model_id, rows, reason, totals)
+            _record(catalog, workdir, job, keys[job.key], model_id, config, rows, reason,
+                    totals)
             print(f"align [{n}/{len(todo)}] {job.item_id}/{job.audio_file}: "
                   + (f"failed: {reason}" if reason else f"{len(rows)} clips")
                   + f" | {totals['hours']:.2f} h aligned; clean {totals['clean']}, other "
@@ -142,7 +151,8 @@ def _remove_outputs(workdir: Path, manifest: str | None) -> None:
 
 
 def _record(catalog: Catalog, workdir: Path, job: RecordingJob, key: str, model_id: str,
-            rows: list[dict] | None, reason: str | None, totals: dict) -> None:
+            config: FilterConfig, rows: list[dict] | None, reason: str | None,
+            totals: dict) -> None:
     base = {"source": job.source, "item_id": job.item_id, "audio": job.audio_file,
             "transcript": job.transcript_file, "input_key": key, "model_id": model_id}
     if reason is not None:
@@ -155,7 +165,8 @@ def _record(catalog: Catalog, workdir: Path, job: RecordingJob, key: str, model_
                                   "manifest": None})
         return
     manifest = workdir / "manifests" / "clips" / f"{job.key}.parquet"
-    write_atomic(table_from_rows(rows, CLIPS), manifest)
+    write_atomic(table_from_rows(rows, CLIPS), manifest,
+                 {"speechcrawl.filters": json.dumps(config.as_dict(), sort_keys=True)})
     counts = {t: sum(1 for r in rows if r["tier"] == t) for t in ("clean", "other", "rejected")}
     for t, c in counts.items():
         totals[t] += c

@@ -10,8 +10,16 @@ import torchaudio
 
 from align.acoustic import Emissions, ModelInfo, Vocabulary
 from align.audio import decode
+from align.filters import FilterConfig, tier
 from align.normalize import normalize
-from align.segment import MAX_TABLE_CELLS, TextLongerThanAudio, _window_sizes, segment
+from align.recording import outside_cues
+from align.segment import (
+    MAX_TABLE_CELLS,
+    Segment,
+    TextLongerThanAudio,
+    _window_sizes,
+    segment,
+)
 
 VOCAB = Vocabulary(tuple(torchaudio.pipelines.WAV2VEC2_ASR_BASE_960H.get_labels()))
 INFO = ModelInfo("oracle", "0" * 64, VOCAB, "none")
@@ -72,3 +80,27 @@ def test_window_sizes_grow_within_the_memory_bound():
     assert all(b == min(30_000, 2 * a) for a, b in zip(short, short[1:], strict=False))
     long = _window_sizes(540_000, 160_000)  # three hours, a dense transcript
     assert long[-1] * 160_000 <= MAX_TABLE_CELLS and long[0] >= 1000
+
+
+def _seg(i: int, start: float, end: float) -> Segment:
+    return Segment(index=i, text="x", score=-0.5, speech_start_s=start, speech_end_s=end)
+
+
+def test_subtitle_cues_flag_clips_only_when_they_prove_reliable():
+    config = FilterConfig()
+    segs = [_seg(0, 1.0, 2.0), _seg(1, 3.0, 4.0), _seg(2, 5.0, 6.0), _seg(3, 7.0, 8.0),
+            _seg(4, 9.0, 12.0)]
+    cues = [(0.9, 2.1), (2.9, 4.2), (4.8, 6.0), (7.0, 8.3), (9.0, 10.0)]
+    # Four of five utterances lie in their cues: the cues are trusted, the fifth is suspect.
+    assert outside_cues(segs, cues, config) == {4}
+    # Every cue late by two seconds (a shifted subtitle file): nothing is trusted or flagged.
+    shifted = [(a + 2, b + 2) for a, b in cues]
+    assert outside_cues(segs, shifted, config) == set()
+    # Untimed text and too few cues to judge flag nothing either.
+    assert outside_cues(segs, [None] * 5, config) == set()
+    assert outside_cues(segs[:2], [(5.0, 6.0), (0.0, 1.0)], config) == set()
+    metrics = {"aligned": True, "score": -0.5, "cer": 0.0, "cer_start": 0.0, "cer_end": 0.0,
+               "duration_s": 3.0, "chars_per_s": 14.0, "language": "en",
+               "silence_share": 0.1, "asr_caption": False}
+    assert tier({**metrics, "outside_cue": True}, config)[0] == "other"
+    assert tier(metrics, config) == ("clean", [])

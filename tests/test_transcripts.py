@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from align.transcripts import clean, decode, parse, read_transcript, sentences
+from align.transcripts import clean, cue_spans, decode, parse, read_transcript, sentences
 
 
 @pytest.mark.parametrize("raw, spoken", [
@@ -73,3 +73,12 @@ def test_sentences_respect_abbreviations():
                      "said so! \"Really?\" she asked.") == [
         "Dr. Smith arrived at 3 Elm St. shortly after 8.", "The U.S. census said so!",
         "\"Really?\" she asked."]
+
+
+def test_cue_spans_cover_the_cues_an_utterance_touches():
+    t = parse("1\n00:00:01,000 --> 00:00:03,000\nHello there. How are\n\n"
+              "2\n00:00:03,500 --> 00:00:06,000\n[music] you today? Fine.\n", "srt")
+    parts = sentences(t.text)
+    assert parts == ["Hello there.", "How are you today?", "Fine."]
+    assert cue_spans(t, parts) == [(1.0, 3.0), (1.0, 6.0), (3.5, 6.0)]
+    assert cue_spans(parse("Hello there. Fine.", "txt"), ["Hello there.", "Fine."]) == [None] * 2
