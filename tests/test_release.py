@@ -230,7 +230,9 @@ def test_duplicates_are_resolved_deterministically_and_reported(aligned, tmp_pat
         extra.append({**c, "license_spdx": its[other]["license_spdx"],
                       "license_family": its[other]["license_family"]})
     schema = pq.read_schema(next((workdir / "manifests" / "clips").glob("*.parquet")))
-    pq.write_table(pa.Table.from_pylist(extra, schema=schema.remove_metadata()),
+    settings = {"clean_max_cer": 0.05, "language": "en"}  # as the align stage records them
+    schema = schema.with_metadata({"speechcrawl.filters": json.dumps(settings)})
+    pq.write_table(pa.Table.from_pylist(extra, schema=schema),
                    workdir / "manifests" / "clips" / "zz-duplicates.parquet")
     rel = build_release(workdir, "d1", out=tmp_path / "d1")
     dedup = json.loads((rel / "dedup.json").read_text())
@@ -244,6 +246,7 @@ def test_duplicates_are_resolved_deterministically_and_reported(aligned, tmp_pat
     assert not {"dup-audio-00000", "dup-text-00000"} & released
     meta = json.loads((rel / "release.json").read_text())
     assert meta["excluded"]["duplicate_audio"] == 1 == meta["excluded"]["duplicate_text"]
+    assert {"settings": settings, "clips": 2} in meta["filter_config"]["recorded"]
     # The same manifests in another file order resolve the same way.
     (workdir / "manifests" / "clips" / "zz-duplicates.parquet").rename(
         workdir / "manifests" / "clips" / "00-duplicates.parquet")

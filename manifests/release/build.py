@@ -37,7 +37,6 @@ from manifests.schema import SCHEMA_VERSION
 from manifests.version import code_version
 
 RELEASE_SCHEMA_VERSION = 1
-NAME = "speechcrawl corpus"
 VERSION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
 # Seconds to sleep after each shard: lets a test (or an operator rehearsing recovery) kill a
 # build half-way through. Unset in normal use.
@@ -75,6 +74,9 @@ def build_release(workdir: Path, version: str, previous: Path | None = None,
     clips, items, filters = read_manifests(workdir)
     clips = with_audio_facts(clips, workdir, workers)
     plan = plan_release(clips, items, config, prev)
+    if not plan.rows.num_rows:
+        why = ", ".join(f"{n} {k}" for k, n in plan.excluded.items() if n)
+        raise ValueError(f"nothing to release: all {clips.num_rows} clips are excluded ({why})")
     tmp = final.parent / f".{final.name}.tmp-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
@@ -193,7 +195,7 @@ def release_meta(plan: Plan, filters: list[dict], version: str, downloads: list[
         if "language" in used.column_names else []
     return {
         "schema_version": RELEASE_SCHEMA_VERSION,
-        "name": NAME,
+        "name": config.name,
         "version": version,
         "previous": plan.diff["previous"],
         "code_version": code_version(),

@@ -44,6 +44,7 @@ ANONYMOUS_CREATORS = ("", "unknown", "anonymous", "various", "various artists", 
 
 @dataclass(frozen=True)
 class ReleaseConfig:
+    name: str = "speechcrawl corpus"  # what the data card calls the corpus
     salt: str = "speechcrawl-splits-1"
     splits: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_SPLITS))
     subsets: dict[str, SubsetSpec] = field(default_factory=lambda: dict(DEFAULT_SUBSETS))
