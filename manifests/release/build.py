@@ -111,6 +111,7 @@ def _alive(pid: int) -> bool:
 def shard_table(plan: Plan, rows: np.ndarray, workdir: Path) -> pa.Table:
     """One shard's rows: the FLAC files' bytes as they are (not re-encoded), the metadata."""
     t = plan.clips.take(pa.array(rows))
+    t = t.append_column("creator", plan.items["creator"].take(t["item_index"]))
     ids = t["clip_id"].combine_chunks()
     audio = pa.StructArray.from_arrays(
         [pa.array([(workdir / p).read_bytes() for p in t["clip_path"].to_pylist()], pa.binary()),
@@ -155,12 +156,10 @@ def _items_used(plan: Plan) -> list[dict]:
     g = t.group_by("item_key", use_threads=False).aggregate(
         [("duration_ms", "sum"), ("duration_ms", "count")])
     stats = {r["item_key"]: r for r in g.to_pylist()}
-    first = plan.clips.take(uniq).select(
+    used = pc.unique(plan.clips.take(uniq)["item_index"])
+    heads = {r["item_key"]: r for r in plan.items.take(used).select(
         ["item_key", "source", "item_id", "title", "creator", "url", "license_spdx",
-         "license_family", "license_url"]).to_pylist()
-    heads = {}
-    for r in first:
-        heads.setdefault(r["item_key"], r)
+         "license_family", "license_url"]).to_pylist()}
     out = []
     for key in sorted(heads):
         h, s = heads[key], stats[key]

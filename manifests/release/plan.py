@@ -39,8 +39,10 @@ ROW_OVERHEAD_BYTES = 1024  # text, words and metrics of a row, for shard sizing
 VIEW = ["clip_id", "item_key", "source", "item_id", "duration_ms", "text", "license_spdx",
         "attribution", "audio_hash"]
 OPTIONAL = {"audio_hash": pa.string(), "audio_bytes": pa.int64(), "attribution": pa.string()}
-ITEM_COLUMNS = ["decision", "gone_at", "license_spdx", "license_family", "creator", "title",
-                "url", "license_url", "reason"]
+# Read from the items manifest; only the license family is copied onto every clip (the rest
+# stays in ``Plan.items``, looked up through ``item_index``: a million copies cost memory).
+ITEM_COLUMNS = ["decision", "gone_at", "license_spdx", "license_family"]
+ITEM_TEXT = ["title", "creator", "url", "license_url", "reason"]  # null where a table lacks it
 
 
 @dataclass
@@ -54,7 +56,7 @@ class Previous:
 
 @dataclass
 class Plan:
-    clips: pa.Table  # every input clip, plain types, with item columns and the decisions
+    clips: pa.Table  # every input clip, plain types, with item_index, item_key, decisions
     rows: pa.Table  # one per (config, clip): config, split, shard, num_shards, row + VIEW
     splits: dict[str, Assignment]
     excluded: dict[str, int]
@@ -121,8 +123,10 @@ def plan_release(clips: pa.Table, items: pa.Table, config: ReleaseConfig | None 
     ckey = item_key(_arr(clips, "source"), _arr(clips, "item_id"))
     ikey = item_key(_arr(items, "source"), _arr(items, "item_id"))
     idx = pc.index_in(ckey, value_set=ikey)
-    item = {c: (_arr(items, c).take(idx) if c in items.column_names
-                else pa.nulls(n, pa.string())) for c in ITEM_COLUMNS}
+    for c in ITEM_COLUMNS + ITEM_TEXT:
+        if c not in items.column_names:
+            items = items.append_column(c, pa.nulls(items.num_rows, pa.string()))
+    item = {c: _arr(items, c).take(idx) for c in ITEM_COLUMNS}
     tier, family = _arr(clips, "tier"), item["license_family"]
 
     reason = np.zeros(n, dtype=np.int8)
@@ -167,8 +171,7 @@ def plan_release(clips: pa.Table, items: pa.Table, config: ReleaseConfig | None 
 
     # Splits, per item.
     live_keys = pc.unique(ckey.filter(pa.array(alive)))
-    creators = _arr(items, "creator").take(pc.index_in(live_keys, value_set=ikey)) \
-        if "creator" in items.column_names else pa.nulls(len(live_keys), pa.string())
+    creators = _arr(items, "creator").take(pc.index_in(live_keys, value_set=ikey))
     assigned = splits.assign(list(zip(live_keys.to_pylist(), creators.to_pylist(),
                                       strict=True)),
                              config, previous.splits if previous else None)
@@ -185,13 +188,13 @@ def plan_release(clips: pa.Table, items: pa.Table, config: ReleaseConfig | None 
 
     duration_ms = pc.cast(pc.round(pc.multiply(_arr(clips, "duration_s"), 1000.0)), pa.int64())
     table = clips.append_column("item_key", ckey).append_column("duration_ms", duration_ms)
-    for c in ITEM_COLUMNS:
-        if c == "license_spdx":
-            continue  # the clip's own: equal to the item's wherever a clip is kept
-        if c in table.column_names:  # the item's word is the current one
-            table = table.set_column(table.column_names.index(c), c, item[c])
-        else:
-            table = table.append_column(c, item[c])
+    table = table.append_column("item_index", idx)
+    family_at = table.column_names.index("license_family") \
+        if "license_family" in table.column_names else None
+    if family_at is None:
+        table = table.append_column("license_family", family)
+    else:  # the item's word is the current one (the clip's own spdx equals the item's if kept)
+        table = table.set_column(family_at, "license_family", family)
     names = list(EXCLUSIONS)
     table = table.append_column("excluded", pa.array(
         [None, *names], pa.string()).take(pa.array(reason.astype(np.int32))))
