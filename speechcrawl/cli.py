@@ -14,16 +14,6 @@ from pathlib import Path
 
 from crawler.settings import ARCHIVE_ORG_BASE_URL
 
-# Stages whose code has not landed yet, and the issue that brings each.
-NOT_BUILT = {
-    "run": "job files (issue 6, Manifests)",
-}
-
-
-class StageNotBuilt(RuntimeError):
-    def __init__(self, command: str):
-        super().__init__(f"{NOT_BUILT[command]} is not built yet in this version of speechcrawl")
-
 
 def _sample_archive_build(args: argparse.Namespace) -> int:
     from crawler.sample_archive.build import build
@@ -110,11 +100,11 @@ def _audit(args: argparse.Namespace) -> int:
 
 
 def _align(args: argparse.Namespace) -> int:
-    from align.filters import FilterConfig
+    from align.filters import read_overrides
     from speechcrawl.align_stage import run_align
 
-    config = FilterConfig.from_toml(Path(args.filters)) if args.filters else FilterConfig()
-    totals = run_align(Path(args.workdir), args.model, args.device, args.workers, config)
+    overrides = read_overrides(Path(args.filters)) if args.filters else None
+    totals = run_align(Path(args.workdir), args.model, args.device, args.workers, overrides)
     print(f"align: {totals['recordings']} recordings ({totals['failed']} failed), clips: "
           f"{totals['clean']} clean, {totals['other']} other, {totals['rejected']} rejected")
     return 0
@@ -131,8 +121,12 @@ def _export(args: argparse.Namespace) -> int:
     return 0
 
 
-def _not_built(args: argparse.Namespace) -> int:
-    raise StageNotBuilt(args.command)
+def _run(args: argparse.Namespace) -> int:
+    from speechcrawl.job import Job, run_job
+
+    job = Job.load(Path(args.job))
+    args.workdir = str(job.workdir)  # a failure's details go to this job's log
+    return run_job(job)
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -224,8 +218,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.set_defaults(func=_export)
 
     j = sub.add_parser("run", help="run every stage a job file names")
-    j.add_argument("job", help="JOB.toml")
-    j.set_defaults(func=_not_built)
+    j.add_argument("job", help="JOB.toml (examples: scripts/jobs/)")
+    j.set_defaults(func=_run)
 
     d = sub.add_parser("demo", help="offline: sample archive → crawl → align → release → audit")
     d.add_argument("--workdir", default="work/demo")
@@ -250,7 +244,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _log_traceback(args: argparse.Namespace) -> Path | None:
     workdir = getattr(args, "workdir", None)
-    if not workdir or isinstance(sys.exception(), StageNotBuilt):
+    if not workdir:
         return None
     log = Path(workdir) / "speechcrawl.log"
     try:

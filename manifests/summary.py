@@ -1,0 +1,76 @@
+"""What a workdir holds, in the figures a job ends with: items seen, accepted and rejected (by
+reason), hours downloaded, hours aligned, and clips and hours per tier."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections import Counter
+from pathlib import Path
+
+import pyarrow.compute as pc
+import pyarrow.dataset as ds
+import pyarrow.parquet as pq
+
+TIERS = ("clean", "other", "rejected")
+
+
+def summarize(workdir: Path) -> dict:
+    workdir = Path(workdir)
+    out: dict = {"items": 0, "accepted": 0, "rejected": 0, "rejected_by_reason": {},
+                 "hours_downloaded": 0.0, "recordings_aligned": 0, "recordings_failed": 0,
+                 "hours_aligned": 0.0, "tiers": {t: {"clips": 0, "hours": 0.0} for t in TIERS}}
+    items = workdir / "manifests" / "items.parquet"
+    if items.exists():
+        t = pq.read_table(items, columns=["decision", "reason"]).to_pylist()
+        out["items"] = len(t)
+        out["accepted"] = sum(r["decision"] == "accepted" for r in t)
+        out["rejected"] = out["items"] - out["accepted"]
+        out["rejected_by_reason"] = dict(sorted(Counter(
+            _reason_kind(r["reason"]) for r in t if r["decision"] != "accepted").items()))
+    catalog = workdir / "catalog.sqlite"
+    if catalog.exists():
+        db = sqlite3.connect(f"file:{catalog}?mode=ro", uri=True)
+        try:
+            (downloaded,) = db.execute(
+                "SELECT COALESCE(SUM(length_s), 0) FROM files "
+                "WHERE role = 'audio' AND status = 'downloaded'").fetchone()
+            done, failed, aligned = db.execute(
+                "SELECT COALESCE(SUM(status = 'done'), 0), COALESCE(SUM(status = 'failed'), 0),"
+                " COALESCE(SUM(CASE WHEN status = 'done' THEN audio_s END), 0) "
+                "FROM alignments").fetchone()
+        finally:
+            db.close()
+        out.update(hours_downloaded=downloaded / 3600, recordings_aligned=done,
+                   recordings_failed=failed, hours_aligned=aligned / 3600)
+    clips = sorted((workdir / "manifests" / "clips").glob("*.parquet"))
+    if clips:
+        table = ds.dataset(clips, format="parquet").to_table(columns=["tier", "duration_s"])
+        table = table.set_column(0, "tier", pc.cast(table.column("tier"), "string"))
+        grouped = table.group_by("tier").aggregate([("duration_s", "count"),
+                                                    ("duration_s", "sum")])
+        for row in grouped.to_pylist():
+            out["tiers"][row["tier"]] = {"clips": row["duration_s_count"],
+                                         "hours": row["duration_s_sum"] / 3600}
+    return out
+
+
+def _reason_kind(reason: str | None) -> str:
+    """Reasons carry details after a colon ("license: CC-BY-NC-4.0 …"): group by the kind."""
+    return (reason or "no reason recorded").split(":")[0].strip()
+
+
+def format_summary(s: dict) -> str:
+    lines = [
+        f"items seen        {s['items']:>8}",
+        f"  accepted        {s['accepted']:>8}",
+        f"  rejected        {s['rejected']:>8}",
+    ]
+    lines += [f"    {reason[:40]:<40} {n:>5}" for reason, n in s["rejected_by_reason"].items()]
+    lines += [
+        f"hours downloaded  {s['hours_downloaded']:>8.2f}",
+        f"hours aligned     {s['hours_aligned']:>8.2f}  ({s['recordings_aligned']} recordings,"
+        f" {s['recordings_failed']} failed)",
+        "clips by tier        clips     hours",
+    ]
+    lines += [f"  {t:<16} {v['clips']:>8} {v['hours']:>9.2f}" for t, v in s["tiers"].items()]
+    return "\n".join(lines)
