@@ -31,6 +31,11 @@ class FilterConfig:
     # utterances lies within its cues (± tolerance); then a clip outside its cue is suspect.
     cue_tolerance_s: float = 0.5
     cue_min_agreement: float = 0.8
+    # Letters the model may hear in the second of audio next to a clip (up to the neighbouring
+    # utterance) before the clip's text is suspect of missing words at its edges: a transcript
+    # that drops the end of a sentence, or a reader who says "nineteen hundred and thirteen"
+    # for "1913", leaves speech there that the label does not have.
+    max_heard_outside: int = 2
 
     def updated(self, overrides: dict) -> FilterConfig:
         unknown = set(overrides) - {f.name for f in fields(self)}
@@ -40,6 +45,10 @@ class FilterConfig:
 
     def as_dict(self) -> dict:
         return asdict(self)
+
+
+def _letters(text: str | None) -> int:
+    return sum(c.isalpha() for c in text or "")
 
 
 def read_overrides(path: Path) -> dict:
@@ -77,6 +86,10 @@ def tier(m: dict, config: FilterConfig) -> tuple[str, list[str]]:
         soft.append(f"speaking rate: {m['chars_per_s']:.1f} characters/s")
     if m["silence_share"] > config.max_silence_share:
         soft.append(f"mostly silence: {m['silence_share']:.0%}")
+    heard = max(_letters(m.get("heard_before")), _letters(m.get("heard_after")))
+    if heard > config.max_heard_outside:
+        soft.append(f"speech next to the clip that its text lacks: "
+                    f"{m.get('heard_before') or ''!r} before, {m.get('heard_after') or ''!r} after")
     if m.get("outside_cue"):
         soft.append("outside its subtitle cue: the alignment and the subtitles disagree")
     if m.get("joined"):

@@ -26,6 +26,7 @@ from align.transcripts import cue_spans, read_transcript, sentences
 SAMPLE_RATE = 16_000
 # Speaking rate used to guess whether an utterance would make a clip over the length limit.
 EXPECTED_CHARS_PER_S = 14.0
+NEXT_TO_S = 1.0  # how much audio beside a clip is listened to for speech its text lacks
 
 
 class RecordingFailed(Exception):
@@ -85,6 +86,14 @@ def _silence_share(samples: np.ndarray, start_s: float, end_s: float) -> float:
     return float(np.mean(db < db.max() - 35))
 
 
+def _heard(emissions, start_s: float, end_s: float) -> str:
+    """The greedy transcript of the frames strictly between two times."""
+    f0, f1 = int(start_s / emissions.frame_s) + 1, int(end_s / emissions.frame_s)
+    if f1 <= f0:
+        return ""
+    return emissions.info.vocab.decode(emissions.log_probs[f0:f1].argmax(-1))
+
+
 def outside_cues(segments, spans: list, config: FilterConfig) -> set[int]:
     """Utterances whose aligned speech lies outside their subtitle cue (± tolerance) — when
     the recording's cues have proved reliable, i.e. most aligned utterances lie within theirs.
@@ -137,6 +146,11 @@ def align_recording(job: RecordingJob, model: AcousticModel, config: FilterConfi
         f0 = int(seg.speech_start_s / emissions.frame_s)
         f1 = max(f0 + 1, int(np.ceil(seg.speech_end_s / emissions.frame_s)))
         heard = vocab.decode(emissions.log_probs[f0:f1].argmax(-1))
+        # What the model hears in the gap to each neighbour (at most a second of it).
+        before = _heard(emissions, max(prev_end, seg.speech_start_s - NEXT_TO_S),
+                        seg.speech_start_s)
+        after = _heard(emissions, seg.speech_end_s,
+                       min(next_start, seg.speech_end_s + NEXT_TO_S))
         want = vocab.text_case(text)
         n = config.edge_chars
         clip_language = _language(raw) if len(raw) >= 40 else recording_language
@@ -155,6 +169,8 @@ def align_recording(job: RecordingJob, model: AcousticModel, config: FilterConfi
             # no pause between this utterance and a neighbour (a clause split): the cut
             # between them may clip a sound
             "outside_cue": seg.index in suspect,
+            "heard_before": before,
+            "heard_after": after,
             "joined": (k and prev_end > seg.speech_start_s) or (
                 k + 1 < len(segments) and next_start < seg.speech_end_s),
         }
@@ -182,6 +198,7 @@ def align_recording(job: RecordingJob, model: AcousticModel, config: FilterConfi
                        "end_s": round(min(max(w.end_s, start), end), 3),
                        "score": round(w.score, 4)}
                       for w in seg.words] if verdict != "rejected" else [],
+            "heard_before": before, "heard_after": after,
             "cue_start_s": spans[seg.index][0] if spans[seg.index] else None,
             "cue_end_s": spans[seg.index][1] if spans[seg.index] else None,
             "license_spdx": job.license_spdx, "license_family": job.license_family,

@@ -60,6 +60,10 @@ CLIPS = pa.schema([
     pa.field("language", _CATEGORY),
     pa.field("asr_caption", pa.bool_()),
     pa.field("silence_share", pa.float64()),
+    # What the model heard in the gaps to the neighbouring utterances (≤ 1 s each): speech
+    # there that the text lacks means the label is missing words at an edge.
+    pa.field("heard_before", pa.string()),
+    pa.field("heard_after", pa.string()),
     pa.field("words", pa.list_(WORD)),
     # The subtitle cue span the text came from (timed transcripts): a hint, trusted only when
     # the recording's cues agree with the alignment (see align.filters).

@@ -153,3 +153,32 @@ def test_failure_paths(tmp_path):
     assert reasons["corrupt"].startswith("decode failed")
     assert reasons["empty"].startswith("empty transcript")
     assert reasons["toolong"].startswith("text longer than audio")
+
+
+def test_each_manifest_records_the_filter_settings_that_made_it(aligned, tmp_path):
+    """The model's calibration (align/demo_model/filters.toml) over the defaults, a user's
+    --filters file over both; a change of settings re-tiers every recording."""
+    from align.filters import FilterConfig
+    from align.models import load_model
+
+    demo = load_model("demo").info
+    assert dict(demo.filter_defaults)["clean_max_cer"] > FilterConfig().clean_max_cer
+    want = FilterConfig().updated(dict(demo.filter_defaults)).as_dict()
+    for path in (aligned / "manifests" / "clips").glob("*.parquet"):
+        meta = pq.read_schema(path).metadata
+        assert json.loads(meta[b"speechcrawl.filters"]) == want
+    workdir = tmp_path / "w"
+    shutil.copytree(aligned, workdir)
+    (tmp_path / "filters.toml").write_text("[filters]\nclean_max_cer = 0.0\npad_s = 0.05\n")
+    result = align(workdir, "--filters", str(tmp_path / "filters.toml"))
+    assert "nothing to do" not in result.stdout + result.stderr
+    rows = clips(workdir)
+    assert rows and not [r for r in rows if r["tier"] == "clean" and r["cer"] > 0]
+    for path in (workdir / "manifests" / "clips").glob("*.parquet"):
+        meta = json.loads(pq.read_schema(path).metadata[b"speechcrawl.filters"])
+        assert meta == {**want, "clean_max_cer": 0.0, "pad_s": 0.05}
+    (tmp_path / "bad.toml").write_text("[filters]\nclean_max_cre = 0.1\n")
+    bad = subprocess.run(ALIGN + ["--workdir", str(workdir), "--filters",
+                                  str(tmp_path / "bad.toml")], capture_output=True, text=True,
+                         timeout=300)
+    assert bad.returncode == 2 and "unknown filter settings: ['clean_max_cre']" in bad.stderr

@@ -104,3 +104,17 @@ def test_subtitle_cues_flag_clips_only_when_they_prove_reliable():
                "silence_share": 0.1, "asr_caption": False}
     assert tier({**metrics, "outside_cue": True}, config)[0] == "other"
     assert tier(metrics, config) == ("clean", [])
+
+
+def test_speech_next_to_a_clip_that_its_text_lacks_makes_it_other():
+    config = FilterConfig()
+    metrics = {"aligned": True, "score": -0.5, "cer": 0.0, "cer_start": 0.0, "cer_end": 0.0,
+               "duration_s": 3.0, "chars_per_s": 14.0, "language": "en",
+               "silence_share": 0.1, "asr_caption": False}
+    # A reader said "nineteen hundred and thirteen" where the text has "1913".
+    verdict, reasons = tier({**metrics, "heard_before": "", "heard_after": "THIRTEEN"}, config)
+    assert verdict == "other"
+    assert reasons[0].startswith("speech next to the clip that its text lacks:")
+    assert "THIRTEEN" in reasons[0]
+    # A letter or two heard in noise is not speech.
+    assert tier({**metrics, "heard_before": "O", "heard_after": "A E"}, config)[0] == "clean"
