@@ -135,6 +135,10 @@ def test_each_config_loads_alone_with_exactly_its_rows(built, aligned, tmp_path)
             assert abs(samples.data.shape[-1] - row["duration_ms"] * 16) <= 32
         assert got == want[name], name
         assert len(ds) >= 2  # the fixture's salt spreads its items over splits
+        # The release directory by config name: the card's header is what picks the files.
+        named = datasets.load_dataset(str(built), name, cache_dir=str(tmp_path / "hf"))
+        assert {k: sorted(v["id"]) for k, v in named.items()} == {
+            k: sorted(v["id"]) for k, v in ds.items()}
 
 
 def test_audio_is_the_clip_file_as_cut_and_rows_carry_provenance(built, aligned):
