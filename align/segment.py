@@ -67,9 +67,10 @@ MAX_TABLE_CELLS = 400_000_000  # 1.6 GB
 # tried and the best is kept. A window too narrow for the recording's changes of speaking rate
 # (or for an unspoken intro) pushes utterances early, and every one after them scores badly.
 SETTLED_SCORE = -3.0
-# Placements compared at most (windows that fail outright do not count): the cost of a try
-# grows with its window, and a transcript that does not match its audio never settles.
-MAX_PLACEMENTS = 3
+# Windows tried at most once one has given a placement (before that, a failing window is
+# retried larger until the memory bound): each try costs more than the last, and a transcript
+# that does not match its audio never settles.
+MAX_TRIES = 3
 
 
 def _window_sizes(frames: int, tokens: int) -> list[int]:
@@ -88,7 +89,7 @@ def place_utterances(emissions: Emissions, token_lists: list[list[int]]) -> list
     """ctc-segmentation over the whole recording: (start_s, end_s, score) per utterance.
 
     A window that fails, or whose worst utterance scores below ``SETTLED_SCORE``, is retried
-    larger (up to ``MAX_PLACEMENTS`` placements); the placement with the best worst score
+    larger (``MAX_TRIES`` at most once one has placed them); the placement with the best worst score
     wins (a larger window is not always better: the band follows a straight line through the
     recording).
     """
@@ -98,8 +99,11 @@ def place_utterances(emissions: Emissions, token_lists: list[list[int]]) -> list
         raise TextLongerThanAudio(f"text longer than audio: {total_tokens} tokens for "
                                   f"{len(lpz)} frames ({len(lpz) * emissions.frame_s:.1f} s)")
     vocab = emissions.info.vocab
-    best, placements = None, 0
+    best, tries = None, 0
     for size in _window_sizes(len(lpz), total_tokens):
+        if best is not None and tries == MAX_TRIES:
+            break
+        tries += best is not None
         config = CtcSegmentationParameters(
             char_list=list(vocab.labels), blank=vocab.blank,
             index_duration=emissions.frame_s, min_window_size=size,
@@ -114,10 +118,11 @@ def place_utterances(emissions: Emissions, token_lists: list[list[int]]) -> list
         segments = [(s, e, float(score)) for s, e, score in determine_utterance_segments(
             config, begins, char_probs, timings, ["x"] * len(token_lists))]
         worst = min(score for _, _, score in segments)
-        placements += 1
+        if best is None:
+            tries = 1
         if best is None or worst > best[0]:
             best = (worst, segments)
-        if worst > SETTLED_SCORE or placements == MAX_PLACEMENTS:
+        if worst > SETTLED_SCORE:
             break
         log.info("window %d frames left an utterance at score %.1f; trying a larger one",
                  size, worst)

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from benchlib import run_measured
+from benchlib import peak_rss_mb, run_measured
 
 
 def child(name: str, seconds: float, batch: int, hub: str) -> None:
@@ -41,7 +41,7 @@ def child(name: str, seconds: float, batch: int, hub: str) -> None:
     compute = time.perf_counter() - t0
     params = sum(p.numel() for p in model.module.parameters())
     print(json.dumps({"load_s": load_s, "compute_s": compute, "frames": len(e.log_probs),
-                      "params": params}))
+                      "params": params, "rss_mb": peak_rss_mb()}))
 
 
 def run(name: str, seconds: float, batch: int, hub: str) -> dict:

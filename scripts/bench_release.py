@@ -28,7 +28,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from benchlib import run_measured  # noqa: E402
+from benchlib import peak_rss_mb, run_measured  # noqa: E402
 
 from manifests.release import ReleaseConfig, plan_release  # noqa: E402
 
@@ -135,7 +135,7 @@ def child(n_clips: int) -> None:
     print(json.dumps({"clips": n_clips, "seconds": round(seconds, 2),
                       "previous_plan_s": round(prev_s, 2), "synth_s": round(built, 2),
                       "rows": plan.rows.num_rows, "shards": len(plan.shards()),
-                      "excluded": plan.excluded, "diff": s}))
+                      "excluded": plan.excluded, "diff": s, "rss_mb": peak_rss_mb()}))
 
 
 def main() -> None:

@@ -108,8 +108,8 @@ def run_align(workdir: Path, model: str = "wav2vec2-base-960h", device: str = "c
         pool, results = None, (_run(j, workdir) for j, _ in todo)
     try:
         for n, (job, rows, reason) in enumerate(results, 1):
-            _record(catalog, workdir, job, keys[job.key], model_id, config, rows, reason,
-                    totals)
+            _record(catalog, workdir, job, keys[job.key], model_record(info), config, rows,
+                    reason, totals)
             print(f"align [{n}/{len(todo)}] {job.item_id}/{job.audio_file}: "
                   + (f"failed: {reason}" if reason else f"{len(rows)} clips")
                   + f" | {totals['hours']:.2f} h aligned; clean {totals['clean']}, other "
@@ -150,11 +150,17 @@ def _remove_outputs(workdir: Path, manifest: str | None) -> None:
     (workdir / manifest).unlink()
 
 
-def _record(catalog: Catalog, workdir: Path, job: RecordingJob, key: str, model_id: str,
+def model_record(info) -> dict:
+    """What a release's data card must say of the model: its weights and their license."""
+    return {"model_id": info.model_id, "name": info.name, "sha256": info.checksum,
+            "weights_license": info.weights_license, "note": info.note}
+
+
+def _record(catalog: Catalog, workdir: Path, job: RecordingJob, key: str, model: dict,
             config: FilterConfig, rows: list[dict] | None, reason: str | None,
             totals: dict) -> None:
     base = {"source": job.source, "item_id": job.item_id, "audio": job.audio_file,
-            "transcript": job.transcript_file, "input_key": key, "model_id": model_id}
+            "transcript": job.transcript_file, "input_key": key, "model_id": model["model_id"]}
     if reason is not None:
         totals["failed"] += 1
         previous = catalog.alignment(job.source, job.item_id, job.audio_file)
@@ -166,7 +172,8 @@ def _record(catalog: Catalog, workdir: Path, job: RecordingJob, key: str, model_
         return
     manifest = workdir / "manifests" / "clips" / f"{job.key}.parquet"
     write_atomic(table_from_rows(rows, CLIPS), manifest,
-                 {"speechcrawl.filters": json.dumps(config.as_dict(), sort_keys=True)})
+                 {"speechcrawl.filters": json.dumps(config.as_dict(), sort_keys=True),
+                  "speechcrawl.model": json.dumps(model, sort_keys=True)})
     counts = {t: sum(1 for r in rows if r["tier"] == t) for t in ("clean", "other", "rejected")}
     for t, c in counts.items():
         totals[t] += c

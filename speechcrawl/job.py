@@ -21,7 +21,7 @@ job is run from. Example files: ``scripts/jobs/``.
     [release]
     version = "2026.11"
     previous = "work/archive-org/releases/2026.10"
-    config = { microset_clips = 500 }   # or a path to a release TOML file
+    config = { salt = "my-corpus-splits-1" }   # ReleaseConfig settings, or a TOML path
 
     [export]
     formats = ["hf", "nemo", "lhotse"]

@@ -29,6 +29,7 @@ from manifests.release.config import ReleaseConfig
 from manifests.release.inputs import (
     duplicate_downloads,
     read_manifests,
+    read_models,
     read_previous,
     with_audio_facts,
 )
@@ -81,7 +82,8 @@ def build_release(workdir: Path, version: str, previous: Path | None = None,
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
     write_shards(plan, workdir, tmp, workers, log)
-    write_metadata(plan, filters, version, tmp, duplicate_downloads(workdir))
+    write_metadata(plan, filters, version, tmp, duplicate_downloads(workdir),
+                   read_models(workdir))
     write_checksums(tmp)
     _fsync_dir(tmp)
     install(tmp, final, force, log)
@@ -173,7 +175,8 @@ def _items_used(plan: Plan) -> list[dict]:
     return out
 
 
-def release_meta(plan: Plan, filters: list[dict], version: str, downloads: list[dict]) -> dict:
+def release_meta(plan: Plan, filters: list[dict], version: str, downloads: list[dict],
+                 model_records: dict[str, dict]) -> dict:
     """release.json: how the release was made and what it holds, in a fixed key order."""
     config = plan.config
     files: dict[tuple[str, str], list[str]] = {}
@@ -206,7 +209,7 @@ def release_meta(plan: Plan, filters: list[dict], version: str, downloads: list[
             "clips_without_record": sum(f["clips"] for f in filters if f["settings"] is None),
             "clips_by_tier": {r["tier"]: r["clip_id_count"]
                               for r in sorted(tiers.to_pylist(), key=lambda r: r["tier"])}},
-        "models": [card.model_entry(m) for m in models],
+        "models": [card.model_entry(m, model_records.get(m)) for m in models],
         "languages": langs,
         "inputs": {"clips": plan.clips.num_rows, "items": plan.items.num_rows},
         "totals": {"clips": used.num_rows, "items": len(pc.unique(used["item_key"])),
@@ -225,8 +228,8 @@ def _dump(obj) -> str:
 
 
 def write_metadata(plan: Plan, filters: list[dict], version: str, dest: Path,
-                   downloads: list[dict]) -> None:
-    meta = release_meta(plan, filters, version, downloads)
+                   downloads: list[dict], model_records: dict[str, dict]) -> None:
+    meta = release_meta(plan, filters, version, downloads, model_records)
     items = _items_used(plan)
     words = {k: v[0].upper() + v[1:] for k, v in EXCLUSIONS.items()}
     files = {

@@ -20,33 +20,26 @@ PUBLIC_DOMAIN = {
     "LicenseRef-US-Government-Work": "public domain in the U.S.: a work of the U.S. federal "
                                      "government (17 U.S.C. § 105)",
 }
-# Weights licenses of the models the align stage knows by name (align/models.py; manifests may
-# not import align). A local checkpoint's license is not recorded anywhere the release can read.
-MODEL_LICENSES = {
-    "wav2vec2-base-960h": ("MIT", "fairseq wav2vec 2.0 base fine-tuned on LibriSpeech 960 h"),
-    "mms-fa": ("CC-BY-NC-4.0", "Meta MMS forced-alignment model. Its weights are licensed for "
-                               "non-commercial use only; the alignments (not the audio or "
-                               "text) were made with it"),
-    "demo": ("Apache-2.0", "the small CTC model shipped with speechcrawl, trained on synthetic "
-                           "(espeak-ng) speech: good on synthetic speech, not a model for real "
-                           "corpora"),
-}
 CONFIG_WORDS = {"clean": "clips whose text matches the audio closely",
                 "other": "clips that passed the filters with a doubt (reasons kept per clip)"}
 FAMILY_WORDS = {"public-domain": "public domain", "by": "CC BY", "by-sa": "CC BY-SA"}
 
 
-def model_entry(model_id: str) -> dict:
-    """A model id (``name@sha256:…``) as the card states it; a local path keeps its file name
-    only, so no absolute path of the machine that aligned leaks into the release."""
+def model_entry(model_id: str, record: dict | None = None) -> dict:
+    """A model as the card states it, from the record the align stage wrote into the clip
+    manifests (weights sha256 and license). A local path keeps its file name only, so no
+    absolute path of the machine that aligned leaks into the release."""
     name, _, checksum = model_id.partition("@")
     local = "/" in name or "\\" in name
     if local:
         name = name.replace("\\", "/").rstrip("/").rsplit("/", 1)[-1]
-    license_, note = MODEL_LICENSES.get(name, ("unknown", "a local checkpoint: state its license "
-                                                         "here by hand" if local else ""))
+    record = record or {}
+    license_ = record.get("weights_license") or "unknown"
+    note = record.get("note") or ("a local checkpoint: state its license here by hand"
+                                  if local and license_ == "unknown" else "")
     return {"model_id": f"{name}@{checksum}" if checksum else name, "name": name,
-            "checksum": checksum or None, "license": license_, "note": note}
+            "checksum": record.get("sha256") or checksum or None, "license": license_,
+            "note": note}
 
 
 def _yaml_str(s: str) -> str:

@@ -27,6 +27,7 @@ ITEM_COLUMNS = ["source", "item_id", "url", "title", "creator", "license_url", "
 
 
 FILTERS_KEY = b"speechcrawl.filters"  # the align stage's filter settings, per clip manifest
+MODEL_KEY = b"speechcrawl.model"  # the model that aligned it: id, weights sha256 and license
 
 
 def read_manifests(workdir: Path) -> tuple[pa.Table, pa.Table, list[dict]]:
@@ -53,6 +54,17 @@ def read_manifests(workdir: Path) -> tuple[pa.Table, pa.Table, list[dict]]:
     settings = [{"settings": json.loads(k) if k else None, "clips": n}
                 for k, n in sorted(filters.items())]
     return pa.concat_tables(tables, promote_options="default"), items, settings
+
+
+def read_models(workdir: Path) -> dict[str, dict]:
+    """model_id → the record the align stage wrote of it (schemas only: no rows read)."""
+    models = {}
+    for p in sorted((workdir / "manifests" / "clips").glob("*.parquet")):
+        raw = (pq.read_schema(p).metadata or {}).get(MODEL_KEY)
+        if raw:
+            record = json.loads(raw)
+            models[record["model_id"]] = record
+    return models
 
 
 def audio_hash(path: Path) -> tuple[str, int]:
