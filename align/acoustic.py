@@ -8,6 +8,9 @@ memory stays flat however long the recording is; each window's context frames ar
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import ctypes.util
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -159,7 +162,9 @@ class AcousticModel:
                     hi = row.shape[0] if keep1 is None else min(row.shape[0], keep1 - first)
                     pieces[i] = row[lo:hi]
         log_probs = np.concatenate([pieces[i] for i in range(len(windows))])
-        return Emissions(np.ascontiguousarray(log_probs, dtype=np.float32), self.info)
+        out = Emissions(np.ascontiguousarray(log_probs, dtype=np.float32), self.info)
+        _return_freed_memory()
+        return out
 
 
 def resolve_device(device: str) -> str:
@@ -167,3 +172,11 @@ def resolve_device(device: str) -> str:
         warnings.warn("CUDA requested but not available: running on the CPU", stacklevel=3)
         return "cpu"
     return device
+
+
+def _return_freed_memory() -> None:
+    """Hand the model's freed activations back to the system. glibc keeps freed heap memory
+    for reuse, and the next big allocation — ctc-segmentation's table, up to 1.2 GB — is
+    made with mmap, so without this the two add up: a 1-hour recording peaked 170 MB higher."""
+    with contextlib.suppress(OSError, AttributeError):  # not glibc: nothing to hand back
+        ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim(0)

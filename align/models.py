@@ -36,11 +36,8 @@ WAV2VEC2_FRAME_OFFSET_S = 200 / 16_000
 
 
 def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
     with Path(path).open("rb") as f:
-        while chunk := f.read(1 << 22):
-            h.update(chunk)
-    return h.hexdigest()
+        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def _bundle(name: str):

@@ -62,7 +62,7 @@ class TextLongerThanAudio(ValueError):
 
 
 # ctc-segmentation's table holds window × tokens float32 cells: this bounds its memory.
-MAX_TABLE_CELLS = 400_000_000  # 1.6 GB
+MAX_TABLE_CELLS = 300_000_000  # 1.2 GB: a 3-hour recording aligns in under 3 GB
 # A placement whose worst utterance scores below this is not trusted: larger windows are
 # tried and the best is kept. A window too narrow for the recording's changes of speaking rate
 # (or for an unspoken intro) pushes utterances early, and every one after them scores badly.

@@ -270,11 +270,8 @@ class _ThreadSafeStats:
 
 
 def _md5(path: Path) -> str:
-    h = hashlib.md5()
     with path.open("rb") as f:
-        while chunk := f.read(1 << 20):
-            h.update(chunk)
-    return h.hexdigest()
+        return hashlib.file_digest(f, "md5").hexdigest()
 
 
 def _read_text(path: Path) -> str:

@@ -42,10 +42,8 @@ def write_item(root: Path, identifier: str, files: dict[str, Path | bytes], lice
         path = item / name
         if isinstance(data, bytes):
             path.write_bytes(data)
-        h = hashlib.md5()
         with path.open("rb") as f:
-            while chunk := f.read(1 << 20):
-                h.update(chunk)
+            h = hashlib.file_digest(f, "md5")
         fmt = "VBR MP3" if name.endswith(".mp3") else "SubRip"
         entries.append({"name": name, "source": "original", "format": fmt,
                         "size": str(path.stat().st_size), "md5": h.hexdigest(),

@@ -78,10 +78,7 @@ def audio_hash(path: Path) -> tuple[str, int]:
         if head[:4] == b"fLaC" and head[4] & 0x7F == 0 and any(head[26:42]):
             return f"md5:{head[26:42].hex()}", size
         f.seek(0)
-        h = hashlib.sha256()
-        while chunk := f.read(1 << 20):
-            h.update(chunk)
-        return f"sha256:{h.hexdigest()}", size
+        return f"sha256:{hashlib.file_digest(f, 'sha256').hexdigest()}", size
 
 
 def with_audio_facts(clips: pa.Table, workdir: Path, workers: int = 1) -> pa.Table:
