@@ -409,6 +409,7 @@ def test_a_killed_build_leaves_no_release_and_a_rerun_succeeds(built, aligned, c
 # -- the acceptance run ------------------------------------------------------------------------
 
 @pytest.mark.slow
+@pytest.mark.timeout(1800)  # two crawls and aligns of a 12-item archive: minutes on 2 cores
 def test_a_second_crawl_with_items_added_and_removed(tmp_path):
     """Release v1 of a crawled archive; at the source two items appear and one goes; crawl
     and align again, release v2 against v1: the diff lists exactly that, no split moves."""
