@@ -29,8 +29,8 @@ job is run from. Example files: ``scripts/jobs/``.
 
     [audit]
 
-``[sample_archive]`` (``items``, ``seed``) builds the offline sample archive in the workdir and
-serves it on 127.0.0.1 for the crawls; that is what ``speechcrawl demo`` runs.
+``[sample_archive]`` (``items``, ``seed``, ``port``) builds the offline sample archive in the
+workdir and serves it on 127.0.0.1 for the crawls; that is what ``speechcrawl demo`` runs.
 """
 
 from __future__ import annotations
@@ -45,12 +45,15 @@ from pathlib import Path
 from crawler.settings import ARCHIVE_ORG_BASE_URL
 from manifests.summary import format_summary, summarize
 
-_TABLES = {"workdir": None, "sample_archive": {"items", "seed"},
+_TABLES = {"workdir": None, "sample_archive": {"items", "seed", "port"},
            "crawl": {"source", "base_url", "query", "max_items", "settings"},
            "align": {"model", "device", "workers", "filters"},
            "release": {"version", "previous", "config", "workers"},
            "export": {"formats", "tiers", "out", "include_asr_captions"},
            "audit": {"out"}}
+
+
+SAMPLE_ARCHIVE_PORT = 8765  # sample-archive serve's default too
 
 
 class JobError(ValueError):
@@ -127,12 +130,22 @@ def run_job(job: Job, out=sys.stdout) -> int:
 
 
 def _sample_archive(spec: dict, workdir: Path, stack: ExitStack, out) -> str:
+    """Build and serve the sample archive, on the same port each run when it is free: the
+    item URLs (and so the attributions, which key the alignments) then stay the same, and a
+    second run aligns nothing again."""
     from crawler.sample_archive.build import build
     from crawler.sample_archive.server import serving
 
     archive = build(workdir / "sample-archive", items=spec.get("items", 40),
                     seed=spec.get("seed", 1234))
-    url = stack.enter_context(serving(archive))
+    port = spec.get("port", SAMPLE_ARCHIVE_PORT)
+    try:
+        url = stack.enter_context(serving(archive, port=port))
+    except OSError as exc:
+        url = stack.enter_context(serving(archive))
+        print(f"port {port} is not free ({exc.strerror}): the item URLs differ from an earlier "
+              "run's, so their attributions change and their recordings are aligned again",
+              file=out)
     print(f"sample archive: {archive}, served at {url}", file=out, flush=True)
     return url
 

@@ -3,6 +3,7 @@ ending with the summary table; the shipped example files are valid jobs."""
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -49,9 +50,12 @@ def test_a_bad_job_file_is_refused_before_anything_runs(tmp_path, text, message)
 @pytest.mark.timeout(1800)
 def test_a_job_runs_its_stages_and_a_second_run_does_no_work(tmp_path):
     """The sample archive job on three items: crawl and align, then the same job again."""
+    with socket.socket() as s:  # a port of this test's own: another suite may hold 8765
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
     job = tmp_path / "job.toml"
-    job.write_text('workdir = "work"\n[sample_archive]\nitems = 3\n[[crawl]]\n'
-                   'source = "archive_org"\n[align]\nmodel = "demo"\n')
+    job.write_text(f'workdir = "work"\n[sample_archive]\nitems = 3\nport = {port}\n'
+                   '[[crawl]]\nsource = "archive_org"\n[align]\nmodel = "demo"\n')
     first = subprocess.run(SPEECHCRAWL + ["run", str(job)], capture_output=True, text=True,
                            timeout=900, cwd=tmp_path)
     assert first.returncode == 0, first.stderr[-3000:]
