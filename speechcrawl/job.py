@@ -200,7 +200,8 @@ def _export(spec: dict, workdir: Path, out) -> None:
     for fmt in spec.get("formats", ["hf", "nemo", "lhotse"]):
         summary = export(fmt, workdir, root / fmt, tiers=spec.get("tiers", ["clean"]),
                          include_asr_captions=spec.get("include_asr_captions", False))
-        print(f"export {fmt}: {root / fmt} ({summary})", file=out, flush=True)
+        print(f"export {fmt}: {summary.out} ({summary.clips} clips, {summary.hours:.2f} h)",
+              file=out, flush=True)
 
 
 def _audit(spec: dict, workdir: Path, release_dir: Path | None, out) -> bool:
