@@ -20,7 +20,9 @@ def demo_job(workdir: Path, items: int = 40) -> Job:
     return Job(workdir=workdir, sample_archive={"items": items},
                crawl=[{"source": "archive_org"}],
                align={"model": "demo"},
-               release={"version": VERSION},
+               # A demonstration, rebuilt whenever its inputs change (--items, say); a
+               # real job keeps a version's content fixed and bumps the version instead.
+               release={"version": VERSION, "force": True},
                export={"formats": ["hf", "nemo", "lhotse"], "tiers": ["clean"]},
                audit={})
 

@@ -48,7 +48,7 @@ from manifests.summary import format_summary, summarize
 _TABLES = {"workdir": None, "sample_archive": {"items", "seed", "port"},
            "crawl": {"source", "base_url", "query", "max_items", "settings"},
            "align": {"model", "device", "workers", "filters"},
-           "release": {"version", "previous", "config", "workers"},
+           "release": {"version", "previous", "config", "workers", "force"},
            "export": {"formats", "tiers", "out", "include_asr_captions"},
            "audit": {"out"}}
 
@@ -188,7 +188,7 @@ def _release(spec: dict, workdir: Path, out) -> Path:
     path = build_release(workdir, str(spec["version"]),
                          previous=Path(spec["previous"]) if spec.get("previous") else None,
                          config=Path(config) if isinstance(config, str) else config,
-                         workers=spec.get("workers", 1))
+                         workers=spec.get("workers", 1), force=spec.get("force", False))
     print(f"release: {path}", file=out, flush=True)
     return path
 
