@@ -185,7 +185,7 @@ class DownloadPipeline(_Pipeline):
             catalog.file_done(f, status="failed", reason=f"internal error: {exc}")
 
     def _fetch_file(self, catalog, stats, item: SourceItem, f: cat.FileRow, key) -> None:
-        if f.md5 and (copy := catalog.stored_copy(f.md5, not_item=key)):
+        if f.md5 and (copy := catalog.stored_copy(f.md5, f, not_item=key)):
             catalog.mark_duplicate(f, copy)
             stats.inc_value("speechcrawl/files_duplicate")
             return
@@ -198,9 +198,9 @@ class DownloadPipeline(_Pipeline):
                 catalog.file_done(f, status=cat.SKIPPED, reason=why)
                 return
             asr = asr_by_content(dest) if f.role == "transcript" and not f.asr else None
-            copy = catalog.settle_download(f, f.md5, rel, dest.stat().st_size, 0, asr)
-            if copy is not None and copy["local_path"] != rel:
-                dest.unlink()
+            copy, displaced = catalog.settle_download(f, f.md5, rel, dest.stat().st_size, 0,
+                                                      asr)
+            self._drop_unused(dest, rel, copy, displaced)
             return
         started = time.time()
         result = self.downloader.fetch(item.download_urls[f.name], dest, size=f.size, md5=f.md5,
@@ -220,15 +220,23 @@ class DownloadPipeline(_Pipeline):
         stats.max_value("speechcrawl/download_last_end", time.time())
         stats.inc_value("speechcrawl/bytes_downloaded", result.nbytes)
         asr = asr_by_content(dest) if f.role == "transcript" and not f.asr else None
-        copy = catalog.settle_download(f, result.md5, rel, result.nbytes, result.attempts, asr)
-        if copy is not None:  # another item stored the same bytes meanwhile
-            if copy["local_path"] != rel:
-                dest.unlink()
+        copy, displaced = catalog.settle_download(f, result.md5, rel, result.nbytes,
+                                                  result.attempts, asr)
+        self._drop_unused(dest, rel, copy, displaced)
+        if copy is not None:  # an earlier upload stored the same bytes meanwhile
             stats.inc_value("speechcrawl/files_duplicate")
             return
         stats.inc_value("speechcrawl/files_downloaded")
         if f.role == "audio" and f.length_s:
             stats.inc_value("speechcrawl/audio_seconds", f.length_s)
+
+    def _drop_unused(self, dest: Path, rel: str, copy, displaced) -> None:
+        """Delete the bytes no row points at any more: ours when an earlier upload has them,
+        the displaced copy's when ours is the earlier upload."""
+        if copy is not None and copy["local_path"] != rel:
+            dest.unlink(missing_ok=True)
+        if displaced is not None and displaced["local_path"] != rel:
+            (self.raw.parent.resolve() / displaced["local_path"]).unlink(missing_ok=True)
 
     def _check_pairs(self, catalog: cat.Catalog, item: SourceItem) -> None:
         files = {r["name"]: r for r in catalog.files(item.source, item.item_id)}

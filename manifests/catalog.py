@@ -314,32 +314,63 @@ class Catalog:
                 (status, reason, local_path, duplicate_of, attempts, nbytes, now(), f.source,
                  f.item_id, f.name))
 
+    # Of several copies of the same bytes, the one kept is the earliest published (then the
+    # lowest item id and name): the same choice whichever download finishes first.
+    _RANK = ("COALESCE(json_extract(i.metadata, '$.publicdate'), '9999'), f.item_id, f.name")
+
+    def _ranked_copy(self, conn, md5: str, f: FileRow, not_item: tuple | None = None):
+        """The stored file with these bytes that ranks first, with its rank and f's."""
+        mine = conn.execute(
+            f"SELECT {self._RANK} FROM files f JOIN items i ON i.source = f.source AND "
+            "i.item_id = f.item_id WHERE f.source = ? AND f.item_id = ? AND f.name = ?",
+            (f.source, f.item_id, f.name)).fetchone()
+        other_item = "AND NOT (f.source = ? AND f.item_id = ?) " if not_item else ""
+        copy = conn.execute(
+            f"SELECT f.*, {self._RANK} FROM files f JOIN items i ON i.source = f.source AND "
+            "i.item_id = f.item_id WHERE f.md5 = ? AND f.status = ? AND NOT (f.source = ? AND "
+            f"f.item_id = ? AND f.name = ?) {other_item}ORDER BY {self._RANK} LIMIT 1",
+            (md5, DOWNLOADED, f.source, f.item_id, f.name, *(not_item or ()))).fetchone()
+        if copy is None:
+            return None, False
+        first = mine is not None and tuple(mine) < tuple(copy)[-3:]
+        return copy, first
+
     def settle_download(self, f: FileRow, md5: str, local_path: str, nbytes: int,
-                        attempts: int, asr_reason: str | None = None) -> sqlite3.Row | None:
-        """Mark a verified download as stored, unless the same content is stored already.
+                        attempts: int, asr_reason: str | None = None
+                        ) -> tuple[sqlite3.Row | None, sqlite3.Row | None]:
+        """Mark a verified download as stored, unless the same content is stored already
+        under an earlier-published item: returns (the copy ``f`` now points at, the copy
+        ``f`` displaced). The caller deletes the file that is no longer used.
 
         Check and mark happen in one transaction, so two items downloading the same recording
         at the same time still end with one stored copy; the machine-caption flag is written in
-        the same transaction. Returns the earlier copy, if any.
+        the same transaction.
         """
         with self.connect() as conn:
-            copy = conn.execute(
-                "SELECT * FROM files WHERE md5 = ? AND status = ? AND NOT (source = ? AND "
-                "item_id = ? AND name = ?) ORDER BY source, item_id, name LIMIT 1",
-                (md5, DOWNLOADED, f.source, f.item_id, f.name)).fetchone()
-            if copy is None:
+            copy, first = self._ranked_copy(conn, md5, f)
+            if copy is not None and not first:
+                self._duplicate(conn, f, copy, attempts, nbytes)
+            else:
                 conn.execute("UPDATE files SET status = ?, reason = NULL, local_path = ?, "
                              "duplicate_of = NULL, attempts = attempts + ?, bytes = ?, "
                              "updated_at = ? WHERE source = ? AND item_id = ? AND name = ?",
                              (DOWNLOADED, local_path, attempts, nbytes, now(), f.source,
                               f.item_id, f.name))
-            else:
-                self._duplicate(conn, f, copy, attempts, nbytes)
+                if copy is not None:  # an earlier copy of a later upload: it becomes ours
+                    kept = conn.execute("SELECT * FROM files WHERE source = ? AND item_id = ? "
+                                        "AND name = ?", (f.source, f.item_id, f.name)).fetchone()
+                    conn.execute("UPDATE files SET status = ?, reason = ?, local_path = ?, "
+                                 "duplicate_of = ?, updated_at = ? WHERE md5 = ? AND "
+                                 "(status = ? OR status = ?) AND NOT (source = ? AND "
+                                 "item_id = ? AND name = ?)",
+                                 (DUPLICATE, "same content already stored", local_path,
+                                  f"{kept['item_id']}/{kept['name']}", now(), md5, DOWNLOADED,
+                                  DUPLICATE, f.source, f.item_id, f.name))
             if asr_reason:
                 conn.execute("UPDATE files SET asr = 1, asr_reason = ? WHERE source = ? AND "
                              "item_id = ? AND name = ?", (asr_reason, f.source, f.item_id,
                                                           f.name))
-            return copy
+            return (copy, None) if copy is not None and not first else (None, copy)
 
     def mark_duplicate(self, f: FileRow, copy: sqlite3.Row) -> None:
         with self.connect() as conn:
@@ -363,14 +394,13 @@ class Catalog:
                          "WHERE source = ? AND item_id = ? AND audio = ?",
                          (status, reason, now(), source, item_id, audio))
 
-    def stored_copy(self, md5: str, not_item: tuple[str, str] | None = None) -> sqlite3.Row | None:
-        """A file already downloaded with this content, if any (for dedup)."""
-        rows = self.query("SELECT * FROM files WHERE md5 = ? AND status = ? "
-                          "ORDER BY source, item_id, name", md5, DOWNLOADED)
-        for r in rows:
-            if not_item is None or (r["source"], r["item_id"]) != not_item:
-                return r
-        return None
+    def stored_copy(self, md5: str, f: FileRow,
+                    not_item: tuple[str, str] | None = None) -> sqlite3.Row | None:
+        """A file already downloaded with this content that ``f`` should point at instead of
+        being fetched: one that ranks before ``f`` (see ``_RANK``)."""
+        with self.connect() as conn:
+            copy, first = self._ranked_copy(conn, md5, f, not_item)
+        return None if copy is None or first else copy
 
     # -- alignment -------------------------------------------------------------------------
     def alignable(self) -> list[sqlite3.Row]:

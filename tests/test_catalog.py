@@ -64,8 +64,8 @@ def test_duplicates_inherit_the_machine_caption_flag(db):
     db.record_item(item("a"), [a], [], job)
     db.record_item(item("b"), [b], [], job)
     db.settle_download(a, "m1", "raw/s/a/a.srt", 10, 1, asr_reason="no capitals")
-    copy = db.settle_download(b, "m1", "raw/s/b/b.srt", 10, 1)
-    assert copy["name"] == "a.srt"
+    copy, displaced = db.settle_download(b, "m1", "raw/s/b/b.srt", 10, 1)
+    assert copy["name"] == "a.srt" and displaced is None
     (got,) = db.files("s", "b")
     assert got["status"] == cat.DUPLICATE and got["asr"] == 1 and got["asr_reason"]
     assert got["local_path"] == "raw/s/a/a.srt" and got["duplicate_of"] == "a/a.srt"
@@ -77,7 +77,7 @@ def test_a_changed_original_sends_its_duplicates_back_to_be_fetched(db):
     db.record_item(item("a"), [a], [], job)
     db.record_item(item("b"), [b], [], job)
     db.settle_download(a, "m1", "raw/s/a/a.mp3", 10, 1)
-    db.mark_duplicate(b, db.stored_copy("m1", not_item=("s", "b")))
+    db.mark_duplicate(b, db.stored_copy("m1", b, not_item=("s", "b")))
     db.record_item(item("a", digest="h2"), [row("a", "a.mp3", md5="m2")], [], job)
     (got,) = db.files("s", "b")
     assert got["status"] == cat.PENDING and got["local_path"] is None
@@ -95,3 +95,25 @@ def test_gone_items_and_returning_ones(db):
                                          "ORDER BY change_id")]
     assert whats == ["item added", "item gone from the source", "item returned"]
     assert db.query("SELECT gone_at FROM items WHERE item_id = 'b'")[0]["gone_at"] is None
+
+
+def test_the_earliest_upload_keeps_the_bytes_whichever_download_finishes_first(db):
+    job = db.start_job("s", "b", "q")
+    later, earlier = row("a", "copy.mp3"), row("b", "original.mp3")
+    db.record_item({**item("a"), "metadata": {"publicdate": "2025-01-01 00:00:00"}}, [later],
+                   [], job)
+    db.record_item({**item("b"), "metadata": {"publicdate": "2012-06-01 00:00:00"}}, [earlier],
+                   [], job)
+    # The later upload finishes first and is stored ...
+    assert db.settle_download(later, "m1", "raw/s/a/copy.mp3", 10, 1) == (None, None)
+    # ... a later check sees that the original ranks first: fetch it rather than point at this.
+    assert db.stored_copy("m1", earlier, not_item=("s", "b")) is None
+    assert db.stored_copy("m1", later)  is None  # the stored one is itself
+    copy, displaced = db.settle_download(earlier, "m1", "raw/s/b/original.mp3", 10, 1)
+    assert copy is None and displaced["name"] == "copy.mp3"
+    (a,), (b,) = db.files("s", "a"), db.files("s", "b")
+    assert b["status"] == cat.DOWNLOADED and b["local_path"] == "raw/s/b/original.mp3"
+    assert a["status"] == cat.DUPLICATE and a["duplicate_of"] == "b/original.mp3"
+    assert a["local_path"] == "raw/s/b/original.mp3"
+    # The same order of events the other way round ends the same.
+    assert db.stored_copy("m1", later)["name"] == "original.mp3"

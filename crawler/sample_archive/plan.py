@@ -271,6 +271,8 @@ def _mismatched(rng, seed, index, identifier, metadata) -> ItemPlan:
 def _duplicate_and_foreign(rng, seed, index, identifier, metadata) -> ItemPlan:
     source = plan_item(seed, 1)
     dup = source.recordings[0]
+    # Uploaded after the original: the copy is the later upload, whichever finishes first.
+    metadata["publicdate"] = f"2025{source.metadata['publicdate'][4:]}"
     recs = [
         RecordingPlan(**{**dup.__dict__, "stem": "radio_broadcast_copy",
                          "transcripts": [("radio_broadcast_copy.srt", "srt:accurate")]}),
