@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import ctypes.util
+import functools
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -174,9 +175,17 @@ def resolve_device(device: str) -> str:
     return device
 
 
+@functools.cache
+def _malloc_trim():
+    """glibc's malloc_trim, looked up once (find_library runs ldconfig); None elsewhere."""
+    with contextlib.suppress(OSError, AttributeError):  # not glibc: nothing to hand back
+        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
+    return None
+
+
 def _return_freed_memory() -> None:
     """Hand the model's freed activations back to the system. glibc keeps freed heap memory
     for reuse, and the next big allocation — ctc-segmentation's table, up to 1.2 GB — is
     made with mmap, so without this the two add up: a 1-hour recording peaked 170 MB higher."""
-    with contextlib.suppress(OSError, AttributeError):  # not glibc: nothing to hand back
-        ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim(0)
+    if trim := _malloc_trim():
+        trim(0)

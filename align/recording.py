@@ -86,12 +86,14 @@ def _silence_share(samples: np.ndarray, start_s: float, end_s: float) -> float:
     return float(np.mean(db < db.max() - 35))
 
 
+def _greedy(emissions, f0: int, f1: int) -> str:
+    """What the model hears in frames [f0, f1): its greedy CTC transcript."""
+    return emissions.info.vocab.decode(emissions.log_probs[f0:f1].argmax(-1)) if f1 > f0 else ""
+
+
 def _heard(emissions, start_s: float, end_s: float) -> str:
     """The greedy transcript of the frames strictly between two times."""
-    f0, f1 = int(start_s / emissions.frame_s) + 1, int(end_s / emissions.frame_s)
-    if f1 <= f0:
-        return ""
-    return emissions.info.vocab.decode(emissions.log_probs[f0:f1].argmax(-1))
+    return _greedy(emissions, int(start_s / emissions.frame_s) + 1, int(end_s / emissions.frame_s))
 
 
 def outside_cues(segments, spans: list, config: FilterConfig) -> set[int]:
@@ -145,7 +147,7 @@ def align_recording(job: RecordingJob, model: AcousticModel, config: FilterConfi
                   (seg.speech_end_s + next_start) / 2 if k + 1 < len(segments) else duration)
         f0 = int(seg.speech_start_s / emissions.frame_s)
         f1 = max(f0 + 1, int(np.ceil(seg.speech_end_s / emissions.frame_s)))
-        heard = vocab.decode(emissions.log_probs[f0:f1].argmax(-1))
+        heard = _greedy(emissions, f0, f1)
         # What the model hears in the gap to each neighbour (at most a second of it).
         before = _heard(emissions, max(prev_end, seg.speech_start_s - NEXT_TO_S),
                         seg.speech_start_s)
@@ -166,11 +168,11 @@ def align_recording(job: RecordingJob, model: AcousticModel, config: FilterConfi
             else clip_language,
             "silence_share": _silence_share(samples, seg.speech_start_s, seg.speech_end_s),
             "asr_caption": job.asr_caption,
-            # no pause between this utterance and a neighbour (a clause split): the cut
-            # between them may clip a sound
             "outside_cue": seg.index in suspect,
             "heard_before": before,
             "heard_after": after,
+            # no pause between this utterance and a neighbour (a clause split): the cut
+            # between them may clip a sound
             "joined": (k and prev_end > seg.speech_start_s) or (
                 k + 1 < len(segments) and next_start < seg.speech_end_s),
         }

@@ -89,8 +89,8 @@ def place_utterances(emissions: Emissions, token_lists: list[list[int]]) -> list
     """ctc-segmentation over the whole recording: (start_s, end_s, score) per utterance.
 
     A window that fails, or whose worst utterance scores below ``SETTLED_SCORE``, is retried
-    larger (``MAX_TRIES`` at most once one has placed them); the placement with the best worst score
-    wins (a larger window is not always better: the band follows a straight line through the
+    larger (``MAX_TRIES`` at most once one has placed them); the placement with the best worst
+    score wins (a larger window is not always better: the band follows a straight line through the
     recording).
     """
     lpz = emissions.log_probs
@@ -99,11 +99,10 @@ def place_utterances(emissions: Emissions, token_lists: list[list[int]]) -> list
         raise TextLongerThanAudio(f"text longer than audio: {total_tokens} tokens for "
                                   f"{len(lpz)} frames ({len(lpz) * emissions.frame_s:.1f} s)")
     vocab = emissions.info.vocab
-    best, tries = None, 0
+    best, tries = None, 0  # tries: windows tried since the first placement, that one included
     for size in _window_sizes(len(lpz), total_tokens):
-        if best is not None and tries == MAX_TRIES:
+        if tries == MAX_TRIES:
             break
-        tries += best is not None
         config = CtcSegmentationParameters(
             char_list=list(vocab.labels), blank=vocab.blank,
             index_duration=emissions.frame_s, min_window_size=size,
@@ -114,12 +113,12 @@ def place_utterances(emissions: Emissions, token_lists: list[list[int]]) -> list
             timings, char_probs, _ = ctc_segmentation(config, lpz, gt)
         except (IndexError, AssertionError) as exc:
             log.info("window %d frames failed (%s); trying a larger one", size, exc)
+            tries += best is not None
             continue
+        tries += 1
         segments = [(s, e, float(score)) for s, e, score in determine_utterance_segments(
             config, begins, char_probs, timings, ["x"] * len(token_lists))]
         worst = min(score for _, _, score in segments)
-        if best is None:
-            tries = 1
         if best is None or worst > best[0]:
             best = (worst, segments)
         if worst > SETTLED_SCORE:

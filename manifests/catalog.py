@@ -319,7 +319,7 @@ class Catalog:
     _RANK = ("COALESCE(json_extract(i.metadata, '$.publicdate'), '9999'), f.item_id, f.name")
 
     def _ranked_copy(self, conn, md5: str, f: FileRow, not_item: tuple | None = None):
-        """The stored file with these bytes that ranks first, with its rank and f's."""
+        """(the stored file with these bytes that ranks first, whether ``f`` ranks before it)."""
         mine = conn.execute(
             f"SELECT {self._RANK} FROM files f JOIN items i ON i.source = f.source AND "
             "i.item_id = f.item_id WHERE f.source = ? AND f.item_id = ? AND f.name = ?",
@@ -357,14 +357,12 @@ class Catalog:
                              (DOWNLOADED, local_path, attempts, nbytes, now(), f.source,
                               f.item_id, f.name))
                 if copy is not None:  # an earlier copy of a later upload: it becomes ours
-                    kept = conn.execute("SELECT * FROM files WHERE source = ? AND item_id = ? "
-                                        "AND name = ?", (f.source, f.item_id, f.name)).fetchone()
                     conn.execute("UPDATE files SET status = ?, reason = ?, local_path = ?, "
                                  "duplicate_of = ?, updated_at = ? WHERE md5 = ? AND "
                                  "(status = ? OR status = ?) AND NOT (source = ? AND "
                                  "item_id = ? AND name = ?)",
                                  (DUPLICATE, "same content already stored", local_path,
-                                  f"{kept['item_id']}/{kept['name']}", now(), md5, DOWNLOADED,
+                                  f"{f.item_id}/{f.name}", now(), md5, DOWNLOADED,
                                   DUPLICATE, f.source, f.item_id, f.name))
             if asr_reason:
                 conn.execute("UPDATE files SET asr = 1, asr_reason = ? WHERE source = ? AND "

@@ -78,6 +78,8 @@ def run_align(workdir: Path, model: str = "wav2vec2-base-960h", device: str = "c
     _init(model, device, None)  # loaded here too: the model id keys the work
     info = _worker["model"].info
     config = _worker["config"] = filter_config(info, filters)
+    if workers > 1:  # the workers load their own; the parent needed only the id
+        _worker.pop("model")
     model_id = info.model_id
     config_key = hashlib.sha1(json.dumps(config.as_dict(), sort_keys=True).encode()).hexdigest()
     todo, current = [], set()
