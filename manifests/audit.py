@@ -33,7 +33,8 @@ def _rows(db: Path, sql: str, *params) -> list[dict]:
         conn.close()
 
 
-def _reason_category(reason: str | None) -> str:
+def reason_category(reason: str | None) -> str:
+    """Reasons carry details after a colon ("non-commercial: CC-BY-NC-4.0"): the kind."""
     return (reason or "").split(":")[0].strip() or "unknown"
 
 
@@ -227,7 +228,7 @@ def build_audit(workdir: Path, release: Path | None = None,
         "hours_by_license": hours_by(lambda r: r["license_spdx"]),
         "hours_by_source": hours_by(lambda r: r["source"]),
         "rejections_by_reason": dict(sorted(Counter(
-            _reason_category(r["reason"]) for r in out_items
+            reason_category(r["reason"]) for r in out_items
             if r["decision"] == "rejected").items())),
     }
     findings.sort(key=lambda f: ({"blocker": 0, "warning": 1, "info": 2}[f["severity"]],

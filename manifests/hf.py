@@ -56,16 +56,14 @@ def write_parquet(table: pa.Table, path: Path) -> None:
     """Write atomically; the audio bytes are stored as they are (FLAC is compressed already,
     zstd would only spend time), every other column with zstd."""
     table = with_features(table)
-    audio_columns = [f"{f.name}.bytes" for f in table.schema if f.type == AUDIO]
-    compression = {c: "zstd" for c in _leaf_paths(table.schema)}
-    compression.update({c: "none" for c in audio_columns})
+    audio_columns = {f"{f.name}.bytes" for f in table.schema if f.type == AUDIO}
+    leaves = _leaf_paths(table.schema)
+    others = [c for c in leaves if c not in audio_columns]
+    compression = {c: "none" if c in audio_columns else "zstd" for c in leaves}
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
     pq.write_table(table, tmp, compression=compression, row_group_size=ROWS_PER_GROUP,
-                   use_dictionary=[c for c in _leaf_paths(table.schema)
-                                   if c not in audio_columns],
-                   write_statistics=[c for c in _leaf_paths(table.schema)
-                                     if c not in audio_columns])
+                   use_dictionary=others, write_statistics=others)
     with tmp.open("rb") as f:
         os.fsync(f.fileno())
     os.replace(tmp, path)

@@ -10,6 +10,8 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from manifests.audit import reason_category
+
 TIERS = ("clean", "other", "rejected")
 
 
@@ -25,7 +27,7 @@ def summarize(workdir: Path) -> dict:
         out["accepted"] = sum(r["decision"] == "accepted" for r in t)
         out["rejected"] = out["items"] - out["accepted"]
         out["rejected_by_reason"] = dict(sorted(Counter(
-            _reason_kind(r["reason"]) for r in t if r["decision"] != "accepted").items()))
+            reason_category(r["reason"]) for r in t if r["decision"] != "accepted").items()))
     catalog = workdir / "catalog.sqlite"
     if catalog.exists():
         db = sqlite3.connect(f"file:{catalog}?mode=ro", uri=True)
@@ -52,11 +54,6 @@ def summarize(workdir: Path) -> dict:
             out["tiers"][row["tier"]] = {"clips": row["duration_s_count"],
                                          "hours": row["duration_s_sum"] / 3600}
     return out
-
-
-def _reason_kind(reason: str | None) -> str:
-    """Reasons carry details after a colon ("license: CC-BY-NC-4.0 …"): group by the kind."""
-    return (reason or "no reason recorded").split(":")[0].strip()
 
 
 def format_summary(s: dict) -> str:

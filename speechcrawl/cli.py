@@ -12,6 +12,7 @@ import sys
 import traceback
 from pathlib import Path
 
+from crawler.sample_archive.server import DEFAULT_PORT
 from crawler.settings import ARCHIVE_ORG_BASE_URL
 
 
@@ -152,7 +153,8 @@ def build_parser() -> argparse.ArgumentParser:
     s = sa_sub.add_parser("serve", help="serve a sample archive with archive.org's API shapes")
     s.add_argument("--root", required=True, help="the archive directory")
     s.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
-    s.add_argument("--port", type=int, default=8765, help="port (default 8765; 0 picks one)")
+    s.add_argument("--port", type=int, default=DEFAULT_PORT,
+                   help=f"port (default {DEFAULT_PORT}; 0 picks one)")
     s.add_argument("--verbose", action="store_true", help="log every request")
     s.add_argument("--faults", type=float, default=0.0, metavar="RATE",
                    help="misbehave on this share (0-1) of first requests, for testing")

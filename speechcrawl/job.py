@@ -53,9 +53,6 @@ _TABLES = {"workdir": None, "sample_archive": {"items", "seed", "port"},
            "audit": {"out"}}
 
 
-SAMPLE_ARCHIVE_PORT = 8765  # sample-archive serve's default too
-
-
 class JobError(ValueError):
     """A job file that cannot run: said before any stage starts."""
 
@@ -134,11 +131,11 @@ def _sample_archive(spec: dict, workdir: Path, stack: ExitStack, out) -> str:
     item URLs (and so the attributions, which key the alignments) then stay the same, and a
     second run aligns nothing again."""
     from crawler.sample_archive.build import build
-    from crawler.sample_archive.server import serving
+    from crawler.sample_archive.server import DEFAULT_PORT, serving
 
-    archive = build(workdir / "sample-archive", items=spec.get("items", 40),
-                    seed=spec.get("seed", 1234))
-    port = spec.get("port", SAMPLE_ARCHIVE_PORT)
+    archive = build(workdir / "sample-archive",
+                    **{k: spec[k] for k in ("items", "seed") if k in spec})
+    port = spec.get("port", DEFAULT_PORT)
     try:
         url = stack.enter_context(serving(archive, port=port))
     except OSError as exc:

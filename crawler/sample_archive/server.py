@@ -403,6 +403,9 @@ def _parse_range(header: str, size: int) -> tuple[int, int] | None:
     return first, min(last, size - 1)
 
 
+DEFAULT_PORT = 8765  # `sample-archive serve` and the job runner's sample archive
+
+
 def make_server(root: Path, host: str = "127.0.0.1", port: int = 0, quiet: bool = True,
                 faults: FaultPlan | None = None) -> ThreadingHTTPServer:
     """A ready server (not yet serving); ``port=0`` picks a free port."""

@@ -29,7 +29,6 @@ from manifests.release.config import ReleaseConfig
 from manifests.release.inputs import (
     duplicate_downloads,
     read_manifests,
-    read_models,
     read_previous,
     with_audio_facts,
 )
@@ -72,7 +71,7 @@ def build_release(workdir: Path, version: str, previous: Path | None = None,
     final.parent.mkdir(parents=True, exist_ok=True)
     remove_stale(final)
     prev = read_previous(Path(previous)) if previous is not None else None
-    clips, items, filters = read_manifests(workdir)
+    clips, items, filters, models = read_manifests(workdir)
     clips = with_audio_facts(clips, workdir, workers)
     plan = plan_release(clips, items, config, prev)
     if not plan.rows.num_rows:
@@ -82,8 +81,7 @@ def build_release(workdir: Path, version: str, previous: Path | None = None,
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
     write_shards(plan, workdir, tmp, workers, log)
-    write_metadata(plan, filters, version, tmp, duplicate_downloads(workdir),
-                   read_models(workdir))
+    write_metadata(plan, filters, version, tmp, duplicate_downloads(workdir), models)
     write_checksums(tmp)
     _fsync_dir(tmp)
     install(tmp, final, force, log)
@@ -143,8 +141,9 @@ def write_shards(plan: Plan, workdir: Path, dest: Path, workers: int, log) -> No
                   flush=True)
 
 
-def _items_used(plan: Plan) -> list[dict]:
-    """Every source item with a row in the release, with its TASL and what it contributes."""
+def _items_used(plan: Plan, used: pa.Table) -> list[dict]:
+    """Every source item with a row in the release (``used``: its clips, once each), with its
+    TASL and what it contributes."""
     rows = plan.rows
     if not rows.num_rows:
         return []
@@ -153,13 +152,11 @@ def _items_used(plan: Plan) -> list[dict]:
     order = list(plan.config.subsets)
     for r in per.to_pylist():
         configs.setdefault(r["item_key"], []).append(r["config"])
-    uniq = pc.unique(rows["row"])
-    t = plan.clips.take(uniq).select(["item_key", "duration_ms"])
-    g = t.group_by("item_key", use_threads=False).aggregate(
+    g = used.select(["item_key", "duration_ms"]).group_by("item_key", use_threads=False
+                                                          ).aggregate(
         [("duration_ms", "sum"), ("duration_ms", "count")])
     stats = {r["item_key"]: r for r in g.to_pylist()}
-    used = pc.unique(plan.clips.take(uniq)["item_index"])
-    heads = {r["item_key"]: r for r in plan.items.take(used).select(
+    heads = {r["item_key"]: r for r in plan.items.take(pc.unique(used["item_index"])).select(
         ["item_key", "source", "item_id", "title", "creator", "url", "license_spdx",
          "license_family", "license_url"]).to_pylist()}
     out = []
@@ -175,8 +172,8 @@ def _items_used(plan: Plan) -> list[dict]:
     return out
 
 
-def release_meta(plan: Plan, filters: list[dict], version: str, downloads: list[dict],
-                 model_records: dict[str, dict]) -> dict:
+def release_meta(plan: Plan, used: pa.Table, filters: list[dict], version: str,
+                 downloads: list[dict], model_records: dict[str, dict]) -> dict:
     """release.json: how the release was made and what it holds, in a fixed key order."""
     config = plan.config
     files: dict[tuple[str, str], list[str]] = {}
@@ -189,7 +186,6 @@ def release_meta(plan: Plan, filters: list[dict], version: str, downloads: list[
             "tiers": list(spec.tiers), "families": list(spec.families),
             "max_clips": spec.max_clips, "rows": counts["rows"], "hours": counts["hours"],
             "splits": {s: {**v, "files": files[(name, s)]} for s, v in counts["splits"].items()}}
-    used = plan.clips.take(pc.unique(plan.rows["row"]))
     models = sorted({m for m in used["model_id"].to_pylist() if m}) \
         if "model_id" in used.column_names else []
     tiers = plan.clips.group_by("tier", use_threads=False).aggregate([("clip_id", "count")])
@@ -229,8 +225,9 @@ def _dump(obj) -> str:
 
 def write_metadata(plan: Plan, filters: list[dict], version: str, dest: Path,
                    downloads: list[dict], model_records: dict[str, dict]) -> None:
-    meta = release_meta(plan, filters, version, downloads, model_records)
-    items = _items_used(plan)
+    used = plan.clips.take(pc.unique(plan.rows["row"]))  # every clip in the release, once
+    meta = release_meta(plan, used, filters, version, downloads, model_records)
+    items = _items_used(plan, used)
     words = {k: v[0].upper() + v[1:] for k, v in EXCLUSIONS.items()}
     files = {
         "release.json": _dump(meta),

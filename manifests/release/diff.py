@@ -18,13 +18,12 @@ from manifests.release.dedup import first_of_runs
 
 # Compared per clip; the audio is compared only where both sides know its hash.
 FIELDS = ["item_key", "text", "duration_ms", "license_spdx", "split", "audio_hash", "configs"]
-COLUMNS = ["clip_id", "item_key", "config", "split", "duration_ms", "text", "license_spdx",
-           "attribution", "audio_hash"]
 SCHEMA = pa.schema([("clip_id", pa.string()), ("item_key", pa.string()),
                     ("config", pa.string()), ("split", pa.string()),
                     ("duration_ms", pa.int64()), ("text", pa.string()),
                     ("license_spdx", pa.string()), ("attribution", pa.string()),
                     ("audio_hash", pa.string())])
+COLUMNS = SCHEMA.names
 
 
 def _conform(rows: pa.Table) -> pa.Table:

@@ -30,10 +30,11 @@ FILTERS_KEY = b"speechcrawl.filters"  # the align stage's filter settings, per c
 MODEL_KEY = b"speechcrawl.model"  # the model that aligned it: id, weights sha256 and license
 
 
-def read_manifests(workdir: Path) -> tuple[pa.Table, pa.Table, list[dict]]:
-    """(clips, items, filter settings) from ``manifests/``, dictionary columns decoded, in
-    file order. The filter settings are each distinct set the clip manifests record, with the
-    number of clips aligned under it (``settings`` None: a manifest that records none)."""
+def read_manifests(workdir: Path) -> tuple[pa.Table, pa.Table, list[dict], dict[str, dict]]:
+    """(clips, items, filter settings, models) from ``manifests/``, dictionary columns
+    decoded, in file order. The filter settings are each distinct set the clip manifests
+    record, with the number of clips aligned under it (``settings`` None: a manifest that
+    records none); models maps each model_id to the record the align stage wrote of it."""
     items_path = workdir / "manifests" / "items.parquet"
     if not items_path.exists():
         raise FileNotFoundError(f"no {items_path}: run a crawl first")
@@ -43,7 +44,7 @@ def read_manifests(workdir: Path) -> tuple[pa.Table, pa.Table, list[dict]]:
     if not paths:
         raise FileNotFoundError(f"no clip manifests in {workdir / 'manifests' / 'clips'}: "
                                 "run align first")
-    tables, filters = [], {}
+    tables, filters, models = [], {}, {}
     for p in paths:
         schema = pq.read_schema(p)
         t = plain(pq.read_table(p, columns=[c for c in CLIP_COLUMNS if c in schema.names]))
@@ -51,20 +52,12 @@ def read_manifests(workdir: Path) -> tuple[pa.Table, pa.Table, list[dict]]:
         raw = (schema.metadata or {}).get(FILTERS_KEY)
         key = json.dumps(json.loads(raw), sort_keys=True) if raw else ""
         filters[key] = filters.get(key, 0) + t.num_rows
+        if raw_model := (schema.metadata or {}).get(MODEL_KEY):
+            record = json.loads(raw_model)
+            models[record["model_id"]] = record
     settings = [{"settings": json.loads(k) if k else None, "clips": n}
                 for k, n in sorted(filters.items())]
-    return pa.concat_tables(tables, promote_options="default"), items, settings
-
-
-def read_models(workdir: Path) -> dict[str, dict]:
-    """model_id → the record the align stage wrote of it (schemas only: no rows read)."""
-    models = {}
-    for p in sorted((workdir / "manifests" / "clips").glob("*.parquet")):
-        raw = (pq.read_schema(p).metadata or {}).get(MODEL_KEY)
-        if raw:
-            record = json.loads(raw)
-            models[record["model_id"]] = record
-    return models
+    return pa.concat_tables(tables, promote_options="default"), items, settings, models
 
 
 def audio_hash(path: Path) -> tuple[str, int]:
