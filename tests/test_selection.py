@@ -91,3 +91,80 @@ def test_lengths_in_either_notation():
                               f("c.mp3", "VBR MP3", length="garbage")]))
     assert c["a.mp3"].length_s == 83.21 and c["b.mp3"].length_s == 3723
     assert c["c.mp3"].length_s is None
+
+
+def test_lengths_are_hints_and_absurd_ones_are_ignored():
+    c = by_name(choose_files([
+        f("mmss.mp3", "VBR MP3", length="02:03"), f("hms.mp3", "VBR MP3", length="1:00:00.5"),
+        f("num.mp3", "VBR MP3", length=61.5), f("huge.mp3", "VBR MP3", length="1e12"),
+        f("big.mp3", "VBR MP3", length="999999999"), f("inf.mp3", "VBR MP3", length="inf"),
+        f("nan.mp3", "VBR MP3", length=float("nan")), f("neg.mp3", "VBR MP3", length="-5"),
+        f("list.mp3", "VBR MP3", length=["12"]), f("clock.mp3", "VBR MP3", length="1:99"),
+        f("long.mp3", "VBR MP3", length="1" * 5000), f("bool.mp3", "VBR MP3", length=True)]))
+    assert c["mmss.mp3"].length_s == 123 and c["hms.mp3"].length_s == 3600.5
+    assert c["num.mp3"].length_s == 61.5
+    for name in ("huge", "big", "inf", "nan", "neg", "list", "clock", "long", "bool"):
+        assert c[f"{name}.mp3"].length_s is None, name
+        assert c[f"{name}.mp3"].skip is None, name  # a bad hint is not a bad file
+
+
+def test_malformed_file_entries_are_skipped_with_reasons_and_the_rest_goes_on():
+    files = [f("good.mp3", "VBR MP3"), f("good.srt", "SubRip"),
+             {"name": 12345, "format": "VBR MP3", "size": "10"},
+             {"format": "SubRip", "size": "10"},
+             {"name": ["x.mp3"], "format": "VBR MP3"},
+             f("badsize.mp3", "VBR MP3", size=["10"]), f("negsize.mp3", "VBR MP3", size=-4),
+             f("hugesize.mp3", "VBR MP3", size="9" * 40), f("badmd5.srt", "SubRip", md5=12),
+             f("shortmd5.srt", "SubRip", md5="abc"), f("good.srt", "SubRip"),
+             "not an object", None, 7, f("fmtlist.mp3", ["VBR MP3"])]
+    choices = choose_files(files)
+    c = by_name(choices)
+    assert c["good.mp3"].skip is None and c["good.srt"].skip is None
+    skipped = {ch.name: ch.skip for ch in choices if ch.skip}
+    assert skipped.pop("#2 (no name)").startswith("malformed file entry: name is a int")
+    assert "name is missing" in skipped.pop("#3 (no name)")
+    assert "name is a list" in skipped.pop("#4 (no name)")
+    for name in ("badsize.mp3", "negsize.mp3", "hugesize.mp3"):
+        assert "size" in skipped.pop(name), name
+    for name in ("badmd5.srt", "shortmd5.srt"):
+        assert "md5" in skipped.pop(name), name
+    assert skipped.pop("good.srt #10 (listed twice)").endswith("listed twice")
+    for i in (11, 12, 13):
+        assert "not an object" in skipped.pop(f"#{i} (no name)")
+    assert not skipped
+    assert [(p["audio"], p["transcript"]) for p in pair_files(choices)] == \
+        [("good.mp3", "good.srt")]
+
+
+def test_archive_org_metadata_files_are_never_audio_or_transcripts():
+    files = [f("talk.mp3", "VBR MP3"), f("talk.srt", "SubRip"),
+             f("item_meta.xml", "Metadata", "metadata"), f("item_files.xml", "Metadata",
+                                                            "metadata"),
+             f("item_meta.txt", "Text", "metadata"), f("item_meta.mp3", "VBR MP3", "metadata"),
+             f("item_reviews.srt", "SubRip", "metadata")]
+    choices = choose_files(files)
+    c = by_name(choices)
+    assert "item_meta.xml" not in c and "item_files.xml" not in c
+    for name in ("item_meta.txt", "item_meta.mp3", "item_reviews.srt"):
+        assert "source: metadata" in c[name].skip, name
+    assert [(p["audio"], p["transcript"]) for p in pair_files(choices)] == \
+        [("talk.mp3", "talk.srt")]
+
+
+def test_400_by_400_pairs_correctly_without_quadratic_similarity():
+    """Half the names equal once normalised (the dict stage), half only alike (the fuzzy
+    stage, in rapidfuzz's C code); shuffled. The time is measured, not asserted."""
+    rng = random.Random(3)
+    expected = {}
+    for i in range(400):
+        audio = f"Episode {i:03d} - {rng.choice(['Intro', 'Talk', 'Panel'])} recording.mp3"
+        stem = audio.rsplit(".", 1)[0]
+        transcript = (stem.replace(" ", "_").lower() + ".srt" if i % 2 else
+                      f"ep{i:03d} {stem.split('-')[1].strip()} transcript-v2.vtt")
+        expected[audio] = transcript
+    files = [f(a, "VBR MP3") for a in expected] + \
+        [f(t, "SubRip" if t.endswith(".srt") else "Web Video Text Tracks")
+         for t in expected.values()]
+    rng.shuffle(files)
+    pairs = pair_files(choose_files(files))
+    assert {p["audio"]: p["transcript"] for p in pairs} == expected
