@@ -10,11 +10,18 @@ NEWSPIDER_MODULE = "crawler.spiders"
 
 # The People's Speech discovery query: permissive licenseurl values, audio or video, captions
 # present, nothing access-restricted. Slashes are escaped as archive.org's Lucene parser needs.
+# It may find more than the license gate accepts, never less: every form the gate accepts is
+# matched (tests/test_query.py), including CC's retired licenses/publicdomain (with and without
+# the slash), archive.org's licenses/cc0/3.0/ and license names written as text.
 ARCHIVE_ORG_QUERY = (
     "(licenseurl:*creativecommons.org\\/publicdomain\\/* OR "
+    "licenseurl:*creativecommons.org\\/licenses\\/publicdomain* OR "
+    "licenseurl:*creativecommons.org\\/licenses\\/cc0\\/* OR "
     "licenseurl:*creativecommons.org\\/licenses\\/by\\/* OR "
     "licenseurl:*creativecommons.org\\/licenses\\/by-sa\\/* OR "
-    "licenseurl:*usa.gov\\/government-works*) "
+    "licenseurl:*usa.gov\\/government-works* OR "
+    "licenseurl:*usa.gov\\/copyright.shtml* OR "
+    "licenseurl:*Attribution* OR licenseurl:CC*BY* OR licenseurl:*CC0*) "
     "AND mediatype:(audio OR movies) "
     "AND (closed_captioning:yes OR format:SubRip OR format:\"Web Video Text Tracks\") "
     "AND NOT access-restricted-item:TRUE"

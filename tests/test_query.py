@@ -68,3 +68,37 @@ def test_the_default_query_selects_permissive_captioned_audio():
 def test_bad_or_unsupported_queries_raise_query_error(q):
     with pytest.raises(QueryError):
         compile_query(q)
+
+
+def _accepted_forms() -> list[tuple[str, object]]:
+    """Every license form the gate accepts: the sample archive's, and the URL forms seen in the
+    wild (free text is found by the same query terms, but only its sample forms are listed)."""
+    from test_licenses import WILD
+
+    from crawler.licenses import looks_like_url
+    from crawler.sample_archive.plan import LICENSE_FORMS
+
+    forms = [(k, raw) for k, (raw, _, _, decision, _) in sorted(LICENSE_FORMS.items())
+             if decision == "accepted"]
+    forms += [(s, s) for s, _, family in WILD if family and looks_like_url(s)]
+    return forms
+
+
+@pytest.mark.parametrize("name, raw", _accepted_forms())
+def test_every_license_form_the_gate_accepts_is_found_by_the_default_query(name, raw):
+    from crawler.licenses import decide
+
+    assert decide({"licenseurl": raw}).decision == "accepted"
+    doc = {"identifier": "x", "mediatype": "audio", "closed_captioning": "yes",
+           "licenseurl": raw}
+    assert compile_query(ARCHIVE_ORG_QUERY)(doc), f"{name}: {raw!r}"
+
+
+@pytest.mark.parametrize("raw", [
+    "http://creativecommons.org/licenses/publicdomain", "http://creativecommons.org/licenses/"
+    "publicdomain/", "https://creativecommons.org/licenses/cc0/3.0/",
+    "http://www.usa.gov/copyright.shtml", "Attribution 4.0 International",
+])
+def test_forms_the_old_query_missed_are_found(raw):
+    doc = {"identifier": "x", "mediatype": "movies", "format": ["SubRip"], "licenseurl": raw}
+    assert compile_query(ARCHIVE_ORG_QUERY)(doc)
