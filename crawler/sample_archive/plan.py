@@ -54,6 +54,27 @@ LICENSE_FORMS: dict[str, tuple] = {
                         "CC-BY-SA-4.0", "by-sa", "accepted", None),
     "ncsa3": ("http://creativecommons.org/licenses/by-nc-sa/3.0/", "CC-BY-NC-SA-3.0", None,
               "rejected", "non-commercial"),
+    # 4.0 has no ports: "nc" where a port would be is no port, and says non-commercial.
+    "by4_nc_port": ("https://creativecommons.org/licenses/by/4.0/nc/", None, None, "rejected",
+                    "non-commercial"),
+    # CC's retired public-domain dedication, without the slash (93 captioned items on
+    # archive.org in The People's Speech's counts; 5,355 with it).
+    "pd_dedication_noslash": ("http://creativecommons.org/licenses/publicdomain",
+                              "LicenseRef-CC-PD-Dedication", "public-domain", "accepted", None),
+    # Never a CC deed (CC0 is 1.0 only), but what it names is unambiguous (228 items).
+    "cc0_30": ("https://creativecommons.org/licenses/cc0/3.0/", "CC0-1.0", "public-domain",
+               "accepted", None),
+    # Two public-domain statements agree; the U.S.-government status names it.
+    "pdm_usgov": (["http://creativecommons.org/publicdomain/mark/1.0/",
+                   "https://www.usa.gov/government-works"], "LicenseRef-US-Government-Work",
+                  "public-domain", "accepted", None),
+    "cc0_not_pd": (["http://creativecommons.org/publicdomain/zero/1.0/",
+                    "This recording is not in the public domain."], "CC0-1.0", None, "rejected",
+                   "conflicting"),
+    "cc_by_nc_text": ("CC BY-NC", None, None, "rejected", "non-commercial"),
+    # A CC path under a host that is not CC's.
+    "foreign_host": ("https://creativecommons.org.example.net/licenses/by/4.0/", None, None,
+                     "rejected", "unparseable"),
 }
 # Forms plain items draw from: only accepted ones, so every rejection is a deliberate plant.
 PLAIN_FORMS = ["cc0", "by4_noslash", "bysa4", "pdm", "by3_us", "usgov", "by2", "by3_deed",
@@ -293,7 +314,10 @@ def _duplicate_and_foreign(rng, seed, index, identifier, metadata) -> ItemPlan:
 
 # Items planted at fixed positions after the core, for license forms and query behaviour.
 LICENSE_PLANTS = {6: "pdm", 7: "nd", 8: "missing", 9: "nc4", 10: "conflict", 11: "by4_freetext",
-                  12: "bysa4", 13: "ncsa3"}
+                  12: "bysa4", 13: "ncsa3",
+                  # 22 stays plain: its draw is the archive's only bysa4_legalcode.
+                  16: "by4_nc_port", 17: "pd_dedication_noslash", 18: "cc0_30", 19: "pdm_usgov",
+                  20: "cc0_not_pd", 21: "cc_by_nc_text", 23: "foreign_host"}
 
 
 def _plain_item(rng, seed, index, identifier, metadata) -> ItemPlan:
