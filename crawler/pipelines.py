@@ -9,22 +9,26 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import errno
 import hashlib
 import json
 import logging
+import sqlite3
 import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import srt
 import webvtt
+from scrapy.exceptions import DropItem
+from scrapy.utils.defer import deferred_from_coro
 from twisted.internet import reactor
 from twisted.internet.defer import DeferredList
 from twisted.internet.threads import deferToThread
 
 from crawler.download import Downloader, safe_relpath
 from crawler.items import SourceItem
-from crawler.licenses import decide
+from crawler.licenses import Decision, decide
 from crawler.sniff import is_audio, is_text
 from manifests import catalog as cat
 from manifests.parquet import table_from_rows, write_atomic
@@ -52,14 +56,59 @@ class _Pipeline:
         return self.crawler.spider
 
 
+# Errors that mean "this machine cannot write" (not "this input is bad"): the crawl stops and
+# exits non-zero; the catalog's transactions keep what was written consistent for the next run.
+WRITE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EIO}
+SQLITE_WRITE_CODES = {10, 13, 8}  # SQLITE_IOERR, SQLITE_FULL, SQLITE_READONLY (primary codes)
+
+
+def write_failure(exc: BaseException | None = None, reason: str | None = None) -> bool:
+    """Whether an exception (or a download's recorded reason) is a failed local write."""
+    if isinstance(exc, OSError) and exc.errno in WRITE_ERRNOS:
+        return True
+    if isinstance(exc, sqlite3.OperationalError) and \
+            (getattr(exc, "sqlite_errorcode", 0) & 0xFF) in SQLITE_WRITE_CODES:
+        return True
+    return reason is not None and any(f"[Errno {n}]" in reason for n in WRITE_ERRNOS)
+
+
+def stop_on_write_failure(crawler, what: str) -> None:
+    """Record the first failed write and close the spider: a full disk fails every later
+    write too. Safe to call from any thread."""
+    def stop():
+        stats = crawler.stats
+        stats.inc_value("speechcrawl/write_errors")
+        if not stats.get_value("speechcrawl/write_failed"):
+            stats.set_value("speechcrawl/write_failed", what[:300])
+            log.error("write failed, stopping the crawl: %s", what)
+            if crawler.engine and crawler.engine.spider is not None:
+                deferred_from_coro(crawler.engine.close_spider_async(reason="write_failed"))
+    reactor.callFromThread(stop)
+
+
 class LicenseGatePipeline(_Pipeline):
     def process_item(self, item: SourceItem):
-        item.decision = decide(item.metadata)
+        item.decision = _gate(item)
         stats = self.stats
         stats.inc_value(f"speechcrawl/items_{item.decision.decision}")
         if item.decision.reason:
             stats.inc_value(f"speechcrawl/rejected/{item.decision.reason.split(':')[0]}")
         return item
+
+
+def _gate(item: SourceItem) -> Decision:
+    """The license decision, overruled by an item-level problem (malformed, dark, restricted,
+    unreadable): such an item is rejected with that reason, its license still recorded."""
+    if item.unreadable:
+        return Decision("rejected", item.problem, None)
+    try:
+        d = decide(item.metadata)
+    except (TypeError, ValueError, AttributeError) as exc:  # statements of a shape not foreseen
+        d = Decision("rejected", f"malformed metadata: license statements unreadable ({exc})",
+                     None)
+    if item.problem:
+        return Decision("rejected", item.problem, d.license, d.raw, d.evidence)
+    return d
 
 
 def _file_rows(item: SourceItem) -> list[cat.FileRow]:
@@ -103,20 +152,56 @@ class CatalogPipeline(_Pipeline):
             "license_evidence": [dataclasses.asdict(e) | {"url": item.url} for e in d.evidence],
             "decision": d.decision, "reason": d.reason,
         }
-        item.todo = self.catalog.record_item(record, _file_rows(item), item.pairs, self.job_id)
+        try:
+            if item.unreadable:
+                self.catalog.record_unreadable(record, self.job_id)
+            else:
+                item.todo = self.catalog.record_item(
+                    record, _file_rows(item) if item.files_known else None, item.pairs,
+                    self.job_id)
+        except (OSError, sqlite3.OperationalError) as exc:
+            if not write_failure(exc):
+                raise
+            stop_on_write_failure(self.crawler, f"catalog write failed for {item.item_id}: {exc}")
+            raise DropItem(f"not recorded: {exc}") from exc
         return item
 
     def close_spider(self):
         spider = self.spider
         stats = self.stats
-        if spider.discovery_complete:
-            gone = self.catalog.mark_gone(spider.source, spider.seen, self.job_id)
-            stats.set_value("speechcrawl/items_gone", len(gone))
-        write_items_parquet(self.catalog, self.workdir / "manifests" / "items.parquet")
+        failed = bool(stats.get_value("speechcrawl/write_errors"))
         status = "finished" if spider.discovery_complete or spider.max_items else "incomplete"
-        self.catalog.finish_job(self.job_id, status, {
-            k.removeprefix("speechcrawl/"): v for k, v in stats.get_stats().items()
-            if k.startswith("speechcrawl/")})
+        try:
+            if spider.discovery_complete and not failed:
+                status = self._mark_gone(spider, stats) or status
+            write_items_parquet(self.catalog, self.workdir / "manifests" / "items.parquet")
+        except (OSError, sqlite3.OperationalError) as exc:
+            if not write_failure(exc):
+                raise
+            failed = True
+            stats.inc_value("speechcrawl/write_errors")
+            stats.set_value("speechcrawl/write_failed",
+                            stats.get_value("speechcrawl/write_failed") or str(exc)[:300])
+        try:
+            self.catalog.finish_job(self.job_id, "failed" if failed else status, {
+                k.removeprefix("speechcrawl/"): v for k, v in stats.get_stats().items()
+                if k.startswith("speechcrawl/")})
+        except (OSError, sqlite3.OperationalError) as exc:  # the job stays "running": honest
+            log.error("could not record the end of job %s: %s", self.job_id, exc)
+            stats.inc_value("speechcrawl/write_errors")
+
+    def _mark_gone(self, spider, stats) -> str | None:
+        """Mark what a complete discovery no longer finds; refuse a sudden large drop (a
+        search index hiccup looks exactly like a mass deletion), returning "suspicious"."""
+        limit = self.settings.getfloat("SPEECHCRAWL_MAX_GONE_FRACTION", 0.2)
+        try:
+            gone = self.catalog.mark_gone(spider.source, spider.seen, self.job_id, limit)
+        except cat.TooManyGone as exc:
+            log.error("refusing to mark items gone: %s", exc)
+            stats.set_value("speechcrawl/gone_refused", exc.gone)
+            return "suspicious"
+        stats.set_value("speechcrawl/items_gone", len(gone))
+        return None
 
 
 def _ts(value: str | None):
@@ -181,8 +266,16 @@ class DownloadPipeline(_Pipeline):
             self._fetch_file(catalog, _ThreadSafeStats(self.stats), item, f,
                              (item.source, item.item_id))
         except Exception as exc:  # one bad file never stops the batch
+            if write_failure(exc):
+                stop_on_write_failure(self.crawler, f"writing {item.item_id}/{f.name}: {exc}")
+                return  # the row stays pending: the next crawl fetches it again
             log.exception("failed on %s/%s", item.item_id, f.name)
-            catalog.file_done(f, status="failed", reason=f"internal error: {exc}")
+            try:
+                catalog.file_done(f, status="failed", reason=f"internal error: {exc}")
+            except (OSError, sqlite3.OperationalError) as again:
+                if not write_failure(again):
+                    raise
+                stop_on_write_failure(self.crawler, f"catalog write failed: {again}")
 
     def _fetch_file(self, catalog, stats, item: SourceItem, f: cat.FileRow, key) -> None:
         if f.md5 and (copy := catalog.stored_copy(f.md5, f, not_item=key)):
@@ -209,6 +302,11 @@ class DownloadPipeline(_Pipeline):
             stats.inc_value("speechcrawl/files_skipped")
             catalog.file_done(f, status=cat.SKIPPED, reason=result.reason,
                               attempts=result.attempts)
+            return
+        if result.status != "downloaded" and write_failure(reason=result.reason):
+            # Not the file's fault: left pending for the next crawl, and the crawl stops.
+            stop_on_write_failure(self.crawler, f"writing {item.item_id}/{f.name}: "
+                                                f"{result.reason}")
             return
         if result.status != "downloaded":
             stats.inc_value(f"speechcrawl/files_{result.status}")

@@ -50,4 +50,13 @@ def crawl(source: str, workdir: Path, base_url: str, query: str | None = None,
     process.crawl(crawler, base_url=base_url, query=query, max_items=max_items,
                   workdir=str(workdir))
     process.start()
-    return crawler.stats.get_stats()
+    stats = crawler.stats.get_stats()
+    if failed := stats.get("speechcrawl/write_failed"):  # disk full, read-only, quota
+        raise CrawlFailed(f"crawl failed: could not write ({failed}); what was written is "
+                          f"consistent: free space and run it again (log: "
+                          f"{workdir / 'crawl.log'})")
+    return stats
+
+
+class CrawlFailed(RuntimeError):
+    """The crawl could not write its results; the CLI exits non-zero with this one line."""

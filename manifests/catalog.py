@@ -78,6 +78,16 @@ NOT_AUDIO, NOT_TEXT = "not audio: the content is not an audio or video stream", 
     "not a transcript: binary content"
 
 
+class TooManyGone(Exception):
+    """A complete discovery would mark more of the known items gone than is believable."""
+
+    def __init__(self, gone: int, known: int, limit: float):
+        super().__init__(f"discovery no longer finds {gone} of {known} known items "
+                         f"(more than {limit:.0%}); nothing marked gone, job recorded as "
+                         "suspicious")
+        self.gone, self.known = gone, known
+
+
 def settled(row) -> bool:
     """Fetched or judged on its bytes: not fetched again while its md5 and size are the same."""
     return row["status"] in (DOWNLOADED, CORRUPT, DUPLICATE) or (
@@ -150,13 +160,14 @@ class Catalog:
                          (now(), status, json.dumps(stats, default=str, sort_keys=True), job_id))
 
     # -- items ---------------------------------------------------------------------------------
-    def record_item(self, item: dict, files: list[FileRow], pairs: list[dict],
+    def record_item(self, item: dict, files: list[FileRow] | None, pairs: list[dict],
                     job_id: int) -> list[FileRow]:
         """Write what one crawl saw of an item; return the files still to fetch.
 
         A new metadata version is stored (and the differences recorded as changes) whenever the
         metadata hash differs from the last one seen; files whose md5 changed are fetched again;
-        files no longer listed are marked removed.
+        files no longer listed are marked removed. ``files=None`` means the source gave no
+        usable file list this time: the file and pair rows already stored are left as they are.
         """
         t = now()
         key = (item["source"], item["item_id"])
@@ -199,7 +210,33 @@ class Catalog:
                  "license_raw": json.dumps(item["license_raw"]),
                  "license_evidence": json.dumps(item["license_evidence"]), "t": t,
                  "job_id": job_id})
+            if files is None:
+                return []
             return self._record_files(conn, item, files, pairs, job_id, t)
+
+    def record_unreadable(self, item: dict, job_id: int) -> None:
+        """An item discovery found but whose metadata could not be read: a new one is recorded
+        as rejected with the reason; a known one keeps what an earlier crawl stored, and the
+        failed reading is recorded as a change."""
+        t = now()
+        key = (item["source"], item["item_id"])
+        with self.connect() as conn:
+            known = conn.execute("SELECT 1 FROM items WHERE source = ? AND item_id = ?",
+                                 key).fetchone()
+            if known:
+                conn.execute("UPDATE items SET last_job_id = ? WHERE source = ? AND "
+                             "item_id = ?", (job_id, *key))
+                what = "metadata unreadable"
+            else:
+                conn.execute(
+                    "INSERT INTO items (source, item_id, url, metadata, metadata_hash, "
+                    "license_raw, license_evidence, decision, reason, first_seen_at, "
+                    "crawled_at, last_job_id) VALUES (?, ?, ?, '{}', '', 'null', '[]', "
+                    "'rejected', ?, ?, ?, ?)", (*key, item["url"], item["reason"], t, t, job_id))
+                what = "item added"
+            conn.execute("INSERT INTO changes (source, item_id, job_id, at, what, old, new) "
+                         "VALUES (?, ?, ?, ?, ?, NULL, ?)", (*key, job_id, t, what,
+                                                            item["reason"]))
 
     def _record_changes(self, conn, old, item: dict, job_id: int, t: str) -> None:
         def change(what, a, b):
@@ -283,23 +320,26 @@ class Catalog:
         return conn.execute("SELECT COUNT(*) FROM item_versions WHERE source = ? AND item_id = ?",
                             key).fetchone()[0] > 1
 
-    def mark_gone(self, source: str, seen: set[str], job_id: int) -> list[str]:
+    def mark_gone(self, source: str, seen: set[str], job_id: int,
+                  max_fraction: float = 1.0) -> list[str]:
         """Items a complete discovery no longer finds: kept, marked gone, the change recorded.
 
         ``seen`` must hold every identifier the discovery returned, including those whose
-        metadata could not be read this time."""
+        metadata could not be read this time. When more than ``max_fraction`` of the known
+        items would go at once, nothing is marked and ``TooManyGone`` is raised."""
         t = now()
-        gone = []
         with self.connect() as conn:
-            for r in conn.execute("SELECT item_id FROM items WHERE source = ? AND gone_at IS NULL",
-                                  (source,)).fetchall():
-                if r["item_id"] not in seen:
-                    gone.append(r["item_id"])
-                    conn.execute("UPDATE items SET gone_at = ? WHERE source = ? AND item_id = ?",
-                                 (t, source, r["item_id"]))
-                    conn.execute("INSERT INTO changes (source, item_id, job_id, at, what) "
-                                 "VALUES (?, ?, ?, ?, 'item gone from the source')",
-                                 (source, r["item_id"], job_id, t))
+            known = [r["item_id"] for r in conn.execute(
+                "SELECT item_id FROM items WHERE source = ? AND gone_at IS NULL", (source,))]
+            gone = [i for i in known if i not in seen]
+            if gone and len(gone) > max_fraction * len(known):
+                raise TooManyGone(len(gone), len(known), max_fraction)
+            for item_id in gone:
+                conn.execute("UPDATE items SET gone_at = ? WHERE source = ? AND item_id = ?",
+                             (t, source, item_id))
+                conn.execute("INSERT INTO changes (source, item_id, job_id, at, what) "
+                             "VALUES (?, ?, ?, ?, 'item gone from the source')",
+                             (source, item_id, job_id, t))
         return gone
 
     # -- files ---------------------------------------------------------------------------------

@@ -17,6 +17,7 @@ import pyarrow.parquet as pq
 import pytest
 from helpers import md5
 
+from crawler.sample_archive.build import build
 from crawler.sample_archive.server import FaultPlan, serving
 
 EVERYTHING = "identifier:*"
@@ -92,8 +93,9 @@ def test_items_parquet_has_the_design_columns(crawled):
     assert str(table.schema.field("crawled_at").type) == "timestamp[ms, tz=UTC]"
 
 
-def test_every_crawl_stage_defect_reaches_its_outcome(crawled, defects):
-    with db(crawled) as conn:
+def check_crawl_defects(workdir: Path, archive: Path, defects: dict) -> int:
+    """Assert every crawl-stage defect of ``defects`` reached its outcome; return how many."""
+    with db(workdir) as conn:
         files = {(r["item_id"], r["name"]): r for r in conn.execute("SELECT * FROM files")}
         pairs = {(r["item_id"], r["audio"]): r for r in conn.execute("SELECT * FROM pairs")}
         items = {r["item_id"]: r for r in conn.execute("SELECT * FROM items")}
@@ -104,26 +106,56 @@ def test_every_crawl_stage_defect_reaches_its_outcome(crawled, defects):
             continue
         checked += 1
         f = files.get((item, d["file"]))
+        for audio, transcript in expect.get("pair", {}).items():
+            p = pairs[(item, audio)]
+            assert p["transcript"] == transcript and p["status"] == "paired", (d, dict(p))
         if d["kind"] == "multi_file_pairing":
             for audio, transcript in expect["pairs"].items():
                 p = pairs[(item, audio)]
                 assert p["transcript"] == transcript and p["status"] == "paired"
         elif "file" in expect and expect["file"] in ("skipped", "corrupt"):
             assert f["status"] == expect["file"], (d, dict(f))
-            assert expect["reason"] in f["reason"]
+            assert expect["reason"] in f["reason"], (d, dict(f))
+            assert not any(p["transcript"] == d["file"] for p in pairs.values()), d
         elif expect.get("file") == "duplicate":
             assert f["status"] == "duplicate" and f["duplicate_of"] == expect["duplicate_of"]
-            assert not (crawled / "raw" / "archive_org" / item / d["file"]).exists()
+            assert not (workdir / "raw" / "archive_org" / item / d["file"]).exists()
         elif expect.get("flag") == "asr_caption":
             assert f["asr"] == 1 and f["asr_reason"]
             pair = next(p for p in pairs.values() if p["transcript"] == d["file"])
             assert "asr" in pair["reason"]
         elif expect.get("item") == "rejected":
             assert items[item]["decision"] == "rejected"
-            assert expect["reason"] in items[item]["reason"]
+            assert expect["reason"] in items[item]["reason"], (d, items[item]["reason"])
+            mine = [r for (i, _), r in files.items() if i == item]
+            assert all(r["status"] != "downloaded" and r["attempts"] == 0 for r in mine), d
+        elif expect.get("length") == "clock":
+            truth = json.loads((archive / "truth" / item / f"{d['file']}.json").read_text())
+            assert f["length_s"] is not None and abs(f["length_s"] - truth["duration"]) <= 1.0
+            assert f["status"] == "downloaded", dict(f)
         else:
             pytest.fail(f"no check for crawl-stage defect {d['kind']}")
-    assert checked >= 8
+    return checked
+
+
+def test_every_crawl_stage_defect_reaches_its_outcome(crawled, archive, defects):
+    assert check_crawl_defects(crawled, archive, defects) >= 8
+
+
+def test_archive_org_behaviours_planted_in_the_sample_archive_reach_their_outcomes(
+        tmp_path_factory):
+    """The plants at indices 24-29 (dark, access-restricted, mm:ss lengths, a source:metadata
+    file dressed as a transcript, malformed file entries, files null), built alone."""
+    archive = build(tmp_path_factory.mktemp("plants") / "a", only=list(range(24, 30)),
+                    workers=2)
+    defects = json.loads((archive / "defects.json").read_text())
+    workdir = tmp_path_factory.mktemp("plants-crawl")
+    with serving(archive) as url:
+        run_crawl(workdir, url)
+    assert check_crawl_defects(workdir, archive, defects) == \
+        sum(d["expect"]["stage"] == "crawl" for d in defects["defects"]) == 8
+    rows = pq.read_table(workdir / "manifests" / "items.parquet").to_pylist()
+    assert {r["item_id"] for r in rows} == set(defects["licenses"])  # every item recorded
 
 
 def test_downloads_are_exactly_the_verified_files(crawled, archive):

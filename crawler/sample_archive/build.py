@@ -16,7 +16,7 @@ import sys
 import zlib
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
-from xml.sax.saxutils import escape
+from xml.sax.saxutils import escape, quoteattr
 
 from crawler.sample_archive import texts, transcripts
 from crawler.sample_archive.plan import (
@@ -28,6 +28,7 @@ from crawler.sample_archive.plan import (
     plan_item,
 )
 from crawler.sample_archive.synth import ENCODINGS, Voice, compose, encode
+from crawler.selection import parse_length
 
 GENERATOR_VERSION = 1
 DEFAULT_ITEMS = 40
@@ -112,6 +113,9 @@ def _build_recording(seed: int, item: ItemPlan, rec: RecordingPlan, item_dir: Pa
         data = path.read_bytes()
         path.write_bytes(data[: int(len(data) * 0.6) + 7])  # +7: never on a frame boundary
     length = f"{recording.duration:.2f}"
+    if rec.length_style == "clock":  # "mm:ss", as archive.org states some lengths
+        secs = round(recording.duration)
+        length = f"{secs // 60:02d}:{secs % 60:02d}"
     fmt = ENCODINGS[rec.encoding][2]
     entry = _file_entry(item_dir / name, fmt=fmt, source="original", mtime=mtime, length=length)
     if rec.defect == "bad_md5":
@@ -172,6 +176,10 @@ def _build_extra(seed: int, item: ItemPlan, extra: dict, item_dir: Path,
         tpath = item_dir / extra["transcript"]
         tpath.write_text(" ".join(texts.english_sentences(rng, 4)) + "\n", encoding="utf-8")
         entries.append(_file_entry(tpath, fmt="Text", source="original", mtime=mtime))
+    if extra["kind"] == "metadata_text":  # archive.org's own file, in a transcript's clothes
+        rng = _rng(seed, "extra", item.identifier, extra["name"])
+        path.write_text(" ".join(texts.english_sentences(rng, 3)) + "\n", encoding="utf-8")
+        return [_file_entry(path, fmt="Text", source="metadata", mtime=mtime)]
     if extra["kind"] == "empty":
         path.write_bytes(b"")
     elif extra["kind"] == "not_audio":
@@ -193,6 +201,12 @@ def _meta_xml(metadata: dict) -> str:
     return "\n".join(lines + ["</metadata>", ""])
 
 
+def _files_xml(names: list[str]) -> str:
+    lines = ["<?xml version=\"1.0\" encoding=\"UTF-8\"?>", "<files>"]
+    lines += [f"  <file name={quoteattr(n)}/>" for n in sorted(names)]
+    return "\n".join(lines + ["</files>", ""])
+
+
 def _write_json(path: Path, obj) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(obj, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
@@ -211,39 +225,58 @@ def build_item(seed: int, index: int, root: str) -> dict:
         files += _build_recording(seed, item, rec, item_dir, truth_dir, mtime)
     for extra in item.extra_files:
         files += _build_extra(seed, item, extra, item_dir, mtime)
+    # archive.org's own files, listed with source "metadata" as the real service lists them.
     meta_xml = item_dir / f"{item.identifier}_meta.xml"
     meta_xml.write_text(_meta_xml(item.metadata), encoding="utf-8")
-    files.append(_file_entry(meta_xml, fmt="Metadata", source="original", mtime=mtime + 180))
+    files.append(_file_entry(meta_xml, fmt="Metadata", source="metadata", mtime=mtime + 180))
+    files_xml = item_dir / f"{item.identifier}_files.xml"
+    files_xml.write_text(_files_xml([f["name"] for f in files] + [files_xml.name]),
+                         encoding="utf-8")
+    files.append(_file_entry(files_xml, fmt="Metadata", source="metadata", mtime=mtime + 180))
     files.sort(key=lambda f: f["name"])
-    _write_json(item_dir / "_meta.json", {"metadata": item.metadata, "files": files})
+    files += item.raw_files  # malformed on purpose: after the sort, which they would break
+    defects = [dict(d) for d in item.defects]
+    for d in defects:
+        if d["expect"].get("unnamed"):  # named by its position, as the crawler records it
+            pos = next(i for i, f in enumerate(files) if not isinstance(f.get("name"), str))
+            d["file"] = f"#{pos} (no name)"
+    hours = sum(parse_length(f.get("length")) or 0.0 for f in files
+                if f.get("source") == "original") / 3600
+    _write_json(item_dir / "_meta.json", {"metadata": item.metadata, "files": files,
+                                          **item.top_level})
 
     raw, spdx, family, decision, reason = LICENSE_FORMS[item.license_key]
-    hours = sum(float(f["length"]) for f in files
-                if "length" in f and f.get("source") == "original") / 3600
     return {
         "item_id": item.identifier,
         "license": {"form": item.license_key, "raw": raw, "spdx": spdx, "family": family,
                     "decision": decision, "reason": reason},
-        "defects": [{"item_id": item.identifier, **d} for d in item.defects],
+        "defects": [{"item_id": item.identifier, **d} for d in defects],
         "hours": hours,
     }
 
 
 def build(out: Path, items: int = DEFAULT_ITEMS, seed: int = DEFAULT_SEED,
-          workers: int | None = None, log=None) -> Path:
-    """Build the archive into ``out``; return ``out``. Does nothing if it is already built."""
+          workers: int | None = None, log=None, only: list[int] | None = None) -> Path:
+    """Build the archive into ``out``; return ``out``. Does nothing if it is already built.
+
+    ``only`` builds just those item indices (each exactly as in a full archive), so a test can
+    reach the plants at high indices without building every item before them."""
     out = Path(out)
     log = log or sys.stderr
     manifest = out / "defects.json"
+    indices = sorted(set(only)) if only else list(range(items))
+    params = {"seed": seed, "items": items, "generator_version": GENERATOR_VERSION}
+    if only:
+        params = {"seed": seed, "only": indices, "generator_version": GENERATOR_VERSION}
     if out.exists() and any(out.iterdir()):
         try:
-            params = json.loads(manifest.read_text())["build"]
+            built = json.loads(manifest.read_text())["build"]
         except (OSError, ValueError, KeyError):
             raise ArchiveExists(f"{out} is not empty and is not a sample archive") from None
-        if params == {"seed": seed, "items": items, "generator_version": GENERATOR_VERSION}:
+        if built == params:
             print(f"sample archive already built at {out}", file=log)
             return out
-        raise ArchiveExists(f"{out} holds a sample archive built with {params}; "
+        raise ArchiveExists(f"{out} holds a sample archive built with {built}; "
                             "choose another directory or remove it")
 
     partial = out.with_name(f".{out.name}.partial")
@@ -252,16 +285,17 @@ def build(out: Path, items: int = DEFAULT_ITEMS, seed: int = DEFAULT_SEED,
     workers = workers or min(os.cpu_count() or 1, 8)
     results = []
     with ProcessPoolExecutor(max_workers=workers) as pool:
-        futures = [pool.submit(build_item, seed, i, str(partial)) for i in range(items)]
+        futures = [pool.submit(build_item, seed, i, str(partial)) for i in indices]
         total_hours = 0.0
         for n, fut in enumerate(futures, 1):
             result = fut.result()
             results.append(result)
             total_hours += result["hours"]
-            print(f"[{n}/{items}] {result['item_id']}  ({total_hours:.2f} h of audio so far)",
+            print(f"[{n}/{len(indices)}] {result['item_id']}  ({total_hours:.2f} h of audio "
+                  f"so far)",
                   file=log)
     _write_json(partial / "defects.json", {
-        "build": {"seed": seed, "items": items, "generator_version": GENERATOR_VERSION},
+        "build": params,
         "hours": round(sum(r["hours"] for r in results), 4),
         "defects": [d for r in results for d in r["defects"]],
         "licenses": {r["item_id"]: r["license"] for r in results},

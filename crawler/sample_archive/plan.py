@@ -101,6 +101,7 @@ class RecordingPlan:
     defect: str | None = None  # truncated | bad_md5 | mismatched_transcript | other_language
     derivatives: list[str] = field(default_factory=list)  # encodings derived from the original
     content_key: str = ""  # recordings with one key are byte-identical (the duplicate plant)
+    length_style: str = "seconds"  # how the metadata states its length: seconds | clock (mm:ss)
 
 
 @dataclass
@@ -112,6 +113,10 @@ class ItemPlan:
     recordings: list[RecordingPlan]
     extra_files: list[dict] = field(default_factory=list)  # {name, kind: private|empty|not_audio}
     defects: list[dict] = field(default_factory=list)
+    # archive.org behaviours (indices 24-29): keys beside "metadata" in the metadata answer
+    # ({"is_dark": True}, {"files": None}), and file entries listed verbatim, malformed on purpose.
+    top_level: dict = field(default_factory=dict)
+    raw_files: list[dict] = field(default_factory=list)
 
 
 def audio_name(rec: RecordingPlan, encoding: str | None = None) -> str:
@@ -186,7 +191,8 @@ def plan_item(seed: int, index: int) -> ItemPlan:
                       f"{rng.randint(0, 23):02d}:{rng.randint(0, 59):02d}:{rng.randint(0, 59):02d}",
         "uploader": f"uploader{rng.randint(1, 30)}@example.org",
     }
-    make = CORE_ITEMS[index] if index < len(CORE_ITEMS) else _plain_item
+    make = CORE_ITEMS[index] if index < len(CORE_ITEMS) else \
+        ARCHIVE_ORG_PLANTS.get(index, _plain_item)
     item = make(rng, seed, index, identifier, metadata)
     raw = LICENSE_FORMS[item.license_key][0]
     if raw is not None:
@@ -348,3 +354,91 @@ def _plain_item(rng, seed, index, identifier, metadata) -> ItemPlan:
 
 CORE_ITEMS = [_multi_file, _intro_outro, _asr_and_broken, _rejected_nc, _mismatched,
               _duplicate_and_foreign]
+
+
+# -- archive.org as it really is (indices 24-29): short items, cheap to build -------------------
+
+def _short(rng, stem: str, kind: str = "srt:accurate", **kw) -> RecordingPlan:
+    ext = kind.split(":")[0]
+    return _recording(rng, stem, minutes=(0.12, 0.2), encoding="vbr_mp3",
+                      transcripts=[(f"{stem}.{ext}", kind)], **kw)
+
+
+def _crawl_defect(kind: str, file: str | None, expect: dict, description: str) -> dict:
+    return {"kind": kind, "file": file, "expect": {"stage": "crawl", **expect},
+            "description": description}
+
+
+def _dark(rng, seed, index, identifier, metadata) -> ItemPlan:
+    item = ItemPlan(index, identifier, "cc0", metadata, [_short(rng, "statement")],
+                    top_level={"is_dark": True})
+    item.defects.append(_crawl_defect(
+        "dark_item", None, {"item": "rejected", "reason": "dark"},
+        "withdrawn (is_dark) after the search index saw it: metadata still answers, with "
+        "is_dark at its top level; downloads answer 403"))
+    return item
+
+
+def _restricted(rng, seed, index, identifier, metadata) -> ItemPlan:
+    metadata["access-restricted-item"] = "true"
+    item = ItemPlan(index, identifier, "by4_noslash", metadata, [_short(rng, "lecture")])
+    item.defects.append(_crawl_defect(
+        "access_restricted_item", None, {"item": "rejected", "reason": "access-restricted"},
+        "access-restricted (lending library) yet found by a query that does not exclude it; "
+        "downloads answer 403"))
+    return item
+
+
+def _clock_lengths(rng, seed, index, identifier, metadata) -> ItemPlan:
+    rec = _short(rng, "reading", length_style="clock")
+    item = ItemPlan(index, identifier, "bysa4", metadata, [rec])
+    item.defects.append(_crawl_defect(
+        "length_mm_ss", audio_name(rec), {"length": "clock"},
+        "length stated as mm:ss, as archive.org does for some files"))
+    return item
+
+
+def _metadata_source_trap(rng, seed, index, identifier, metadata) -> ItemPlan:
+    rec = _short(rng, "remarks")
+    trap = {"name": "remarks.txt", "kind": "metadata_text"}
+    item = ItemPlan(index, identifier, "pdm", metadata, [rec], [trap])
+    item.defects.append(_crawl_defect(
+        "metadata_source_file", trap["name"], {"file": "skipped", "reason": "source: metadata",
+                                              "pair": {"remarks.mp3": "remarks.srt"}},
+        "a source: metadata file in a transcript format, named like the audio: never a "
+        "transcript, never paired"))
+    return item
+
+
+def _malformed_entries(rng, seed, index, identifier, metadata) -> ItemPlan:
+    rec = _short(rng, "panel")
+    raw = [{"name": "panel_part2.mp3", "source": "original", "format": "VBR MP3",
+            "size": "12 kB", "md5": "0" * 32},
+           {"name": "panel_notes.srt", "source": "original", "format": "SubRip",
+            "size": "100", "md5": 12345},
+           {"name": 20240101, "source": "original", "format": "VBR MP3", "size": "10"}]
+    item = ItemPlan(index, identifier, "by3_us", metadata, [rec], raw_files=raw)
+    for entry, why in ((raw[0], "size"), (raw[1], "md5")):
+        item.defects.append(_crawl_defect(
+            f"malformed_file_{why}", entry["name"],
+            {"file": "skipped", "reason": "malformed file entry",
+             "pair": {"panel.mp3": "panel.srt"}},
+            f"a file entry whose {why} has the wrong shape; the item's good files go on"))
+    item.defects.append(_crawl_defect(
+        "malformed_file_name", None, {"file": "skipped", "reason": "name is a int",
+                                      "unnamed": True},
+        "a file entry whose name is a number: recorded as skipped under its position"))
+    return item
+
+
+def _files_null(rng, seed, index, identifier, metadata) -> ItemPlan:
+    item = ItemPlan(index, identifier, "cc0", metadata, [_short(rng, "broadcast")],
+                    top_level={"files": None})
+    item.defects.append(_crawl_defect(
+        "files_null", None, {"item": "rejected", "reason": "files is null"},
+        "the metadata answer has \"files\": null"))
+    return item
+
+
+ARCHIVE_ORG_PLANTS = {24: _dark, 25: _restricted, 26: _clock_lengths, 27: _metadata_source_trap,
+                      28: _malformed_entries, 29: _files_null}

@@ -46,6 +46,9 @@ Disallow: /private/
 Crawl-delay: 1
 """
 SCRAPE_MIN_COUNT, SCRAPE_MAX_COUNT = 100, 10_000
+# archive.org's advanced search serves no result past the 10,000th (page × rows); the Scrape API
+# has no such limit. A test may set a smaller window (``make_server(search_window=…)``).
+SEARCH_WINDOW = 10_000
 CHUNK = 64 * 1024
 MIME = {".srt": "application/x-subrip", ".vtt": "text/vtt", ".txt": "text/plain; charset=utf-8",
         ".mp3": "audio/mpeg", ".ogg": "audio/ogg", ".wav": "audio/x-wav", ".flac": "audio/flac",
@@ -129,14 +132,18 @@ class ItemIndex:
         return found[1] if found else None
 
     def docs(self) -> list[dict]:
-        """Search documents: the metadata plus the formats of the item's files."""
+        """Search documents: the metadata plus the formats of the item's files. Items planted
+        with malformed metadata are still found (the search index and the metadata service
+        are different systems on archive.org too)."""
         self.refresh()
         out = []
         for identifier, (_, meta) in sorted(self._items.items()):
-            doc = dict(meta["metadata"])
+            doc = dict(meta["metadata"]) if isinstance(meta.get("metadata"), dict) else {}
             doc["identifier"] = identifier
-            doc["format"] = sorted({f["format"] for f in meta["files"] if "format" in f})
-            doc["item_size"] = str(sum(int(f.get("size", 0)) for f in meta["files"]))
+            files = _entries(meta)
+            doc["format"] = sorted({f["format"] for f in files
+                                    if isinstance(f.get("format"), str)})
+            doc["item_size"] = str(sum(_int(f.get("size")) for f in files))
             out.append(doc)
         return out
 
@@ -147,6 +154,19 @@ class ItemIndex:
         if item_dir.parent != self.items_dir or not path.is_relative_to(item_dir):
             return None
         return path if path.is_file() else None
+
+
+def _entries(meta: dict) -> list[dict]:
+    """The file entries of an item that are objects (a plant may list anything)."""
+    files = meta.get("files")
+    return [f for f in files if isinstance(f, dict)] if isinstance(files, list) else []
+
+
+def _int(value) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return 0
 
 
 def data_node(identifier: str) -> tuple[str, str]:
@@ -176,6 +196,7 @@ class Handler(BaseHTTPRequestHandler):
     server_version = "speechcrawl-sample-archive/1"
     index: ItemIndex  # set on the subclass made by make_server
     faults: FaultPlan | None = None
+    search_window = SEARCH_WINDOW
     quiet = True
 
     # -- plumbing --------------------------------------------------------------------------
@@ -252,6 +273,16 @@ class Handler(BaseHTTPRequestHandler):
             msg = str(exc) if isinstance(exc, QueryError) else "rows and page must be integers"
             return self._error(400, msg)
         start = (page - 1) * rows
+        if start + rows > self.search_window:
+            # What archive.org answers past its result window (HTTP 400, an error object, no
+            # "response"): a limit of the service, not the end of the data.
+            return self._json({
+                "responseHeader": {"status": 400, "QTime": 0},
+                "error": {"code": "RANGE_OUT_OF_BOUNDS",
+                          "msg": f"Result window is too large, page * rows must be less than "
+                                 f"or equal to: [{self.search_window}] but was "
+                                 f"[{start + rows}]. Use the scrape API "
+                                 f"(/services/search/v1/scrape) to page deeper."}}, 400)
         self._json({
             "responseHeader": {"status": 0, "QTime": 0, "params": {
                 "query": q, "qin": q, "fields": ",".join(fields), "wt": "json",
@@ -296,32 +327,39 @@ class Handler(BaseHTTPRequestHandler):
         if meta is None:
             return self._json({})
         node, directory = data_node(identifier)
-        mtimes = [int(f.get("mtime", 0)) for f in meta["files"]] or [0]
-        self._json({
+        files = _entries(meta)
+        mtimes = [_int(f.get("mtime")) for f in files] or [0]
+        answer = {
             "created": max(mtimes),
             "d1": node,
             "d2": node.replace("ia80", "ia90"),
             "dir": directory,
-            "files": meta["files"],
-            "files_count": len(meta["files"]),
+            "files_count": len(files),
             "item_last_updated": max(mtimes),
-            "item_size": sum(int(f.get("size", 0)) for f in meta["files"]),
-            "metadata": meta["metadata"],
+            "item_size": sum(_int(f.get("size")) for f in files),
             "server": node,
             "uniq": int(hashlib.md5(identifier.encode()).hexdigest()[:8], 16),
             "workable_servers": [node, node.replace("ia80", "ia90")],
-        })
+        }
+        # Passed through as planted, whatever their type: the crawler must cope.
+        answer.update({k: meta[k] for k in ("files", "metadata") if k in meta})
+        if meta.get("is_dark"):  # as archive.org marks a withdrawn item: a top-level flag
+            answer["is_dark"] = True
+        self._json(dict(sorted(answer.items())))
 
     def _listed(self, identifier: str, name: str) -> tuple[dict, dict] | None:
         meta = self.index.meta(identifier)
         if meta is None:
             return None
-        entry = next((f for f in meta["files"] if f.get("name") == name), None)
+        entry = next((f for f in _entries(meta) if f.get("name") == name), None)
         return (meta, entry) if entry else None
 
     def _forbidden(self, meta: dict, entry: dict) -> bool:
-        restricted = str(meta["metadata"].get("access-restricted-item", "")).lower() == "true"
-        return restricted or str(entry.get("private", "")).lower() == "true"
+        """Private files, access-restricted items and dark items answer 403, as on archive.org."""
+        md = meta.get("metadata") if isinstance(meta.get("metadata"), dict) else {}
+        restricted = str(md.get("access-restricted-item", "")).lower() == "true"
+        return restricted or bool(meta.get("is_dark")) or \
+            str(entry.get("private", "")).lower() == "true"
 
     def _download(self, identifier: str, name: str) -> None:
         found = self._listed(identifier, name)
@@ -407,11 +445,13 @@ DEFAULT_PORT = 8765  # `sample-archive serve` and the job runner's sample archiv
 
 
 def make_server(root: Path, host: str = "127.0.0.1", port: int = 0, quiet: bool = True,
-                faults: FaultPlan | None = None) -> ThreadingHTTPServer:
+                faults: FaultPlan | None = None,
+                search_window: int = SEARCH_WINDOW) -> ThreadingHTTPServer:
     """A ready server (not yet serving); ``port=0`` picks a free port."""
     index = ItemIndex(root)
     handler = type("SampleArchiveHandler", (Handler,),
-                   {"index": index, "quiet": quiet, "faults": faults})
+                   {"index": index, "quiet": quiet, "faults": faults,
+                    "search_window": search_window})
     server = ThreadingHTTPServer((host, port), handler)
     server.daemon_threads = True
     return server
@@ -419,9 +459,10 @@ def make_server(root: Path, host: str = "127.0.0.1", port: int = 0, quiet: bool 
 
 @contextmanager
 def serving(root: Path, host: str = "127.0.0.1", port: int = 0,
-            faults: FaultPlan | None = None) -> Iterator[str]:
+            faults: FaultPlan | None = None,
+            search_window: int = SEARCH_WINDOW) -> Iterator[str]:
     """Serve ``root`` in a background thread; yield the base URL; stop on exit."""
-    server = make_server(root, host, port, faults=faults)
+    server = make_server(root, host, port, faults=faults, search_window=search_window)
     thread = threading.Thread(target=server.serve_forever, name="sample-archive", daemon=True)
     thread.start()
     try:
