@@ -97,7 +97,7 @@ _USE_ONLY = r"(?:personal|private|educational|education|research|academic|schola
 _SIGNAL_WORDS: list[tuple[str, list[str]]] = [
     ("non-commercial", [
         r"\bnon ?commercial", r"\bnc\b", r"\bno ?commercial",
-        r"\bnot " + _GAP % 4 + r"commercial",
+        r"\bnot " + _GAP % 6 + r"commercial",
         r"\bcommercial(?:ly)? " + _GAP % 6 + r"(?:prohibited|forbidden|excluded|restricted|"
         r"not permitted|not allowed|requires? " + _GAP % 3 + r"permission)",
         r"\b(?:prohibited|forbidden|not permitted|not allowed) " + _GAP % 3 + r"commercial",
@@ -139,6 +139,9 @@ NOT_PUBLIC_DOMAIN = re.compile(
     r"\bnot " + _GAP % 2 + r"works? of (?:the )?(?:u s|us|united states) " + _GAP % 1
     + r"government\b")
 RESTRICTIONS = {"NC": "non-commercial", "ND": "no-derivatives"}
+# A URL in a rights or license field that names one of these is a license statement: if it is
+# not one the gate knows (a foreign host, a broken path), it disagrees with any license beside it.
+LICENSE_WORDS = re.compile(r"creativecommons|licen[cs]e|publicdomain|government|copyright")
 
 
 @dataclass(frozen=True)
@@ -384,8 +387,7 @@ def decide(metadata: dict) -> Decision:
             if lic:
                 licenses.setdefault(lic.spdx, lic)
                 evidence.append(Evidence(fld, value, lic.spdx, ""))
-            elif fld == "licenseurl" or (url and ("creativecommons" in words.replace(" ", "")
-                                                  or "licen" in words)):
+            elif fld == "licenseurl" or (url and LICENSE_WORDS.search(words.replace(" ", ""))):
                 why = parsed if isinstance(parsed, str) else "not a recognised license"
                 evidence.append(Evidence(fld, value, None, why))
             for note in notes:

@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
-from crawler.licenses import decide, normalise_url, parse_statement
+from crawler.licenses import (
+    LICENSE_FIELDS,
+    MAX_STATEMENT_CHARS,
+    decide,
+    normalise_url,
+    parse_statement,
+)
 from crawler.sample_archive.plan import LICENSE_FORMS
+from manifests.licenses import CC_PORTS, acceptable_spdx, cc_spdx
 
 
 @pytest.mark.parametrize("form", sorted(LICENSE_FORMS))
@@ -130,3 +139,264 @@ def test_a_copyright_notice_is_not_a_reservation_of_rights():
     d = decide({"licenseurl": "https://creativecommons.org/licenses/by/4.0/",
                 "rights": "Copyright 2015 Jane Doe"})
     assert d.decision == "accepted" and d.spdx == "CC-BY-4.0"
+
+
+# -- URLs are parsed by a grammar: known hosts, real ports, nothing after the license ---------
+
+BY4 = "https://creativecommons.org/licenses/by/4.0/"
+
+
+@pytest.mark.parametrize("url, reason", [
+    ("https://creativecommons.org/licenses/by/4.0/nc/", "non-commercial"),  # the attack
+    ("https://creativecommons.org/licenses/by/4.0/nc", "non-commercial"),
+    ("https://creativecommons.org/licenses/by/4.0/NC/", "non-commercial"),
+    ("https://creativecommons.org/licenses/by-sa/4.0/nc/deed.en", "non-commercial"),
+    ("http://creativecommons.org/licenses/by/3.0/nc/", "non-commercial"),
+    ("https://creativecommons.org/licenses/by/4.0/nd/", "no-derivatives"),
+    ("http://creativecommons.org/licenses/by/3.0/nd/legalcode", "no-derivatives"),
+    ("https://creativecommons.org/licenses/by/4.0/legalcode/nc", "non-commercial"),
+    ("http://creativecommons.org/licenses/by-nc-nd/3.0/n", "non-commercial"),  # seen, cut off
+    ("https://creativecommons.org/licenses/by/4.0/us/", "unparseable"),  # 4.0 has no ports
+    ("https://creativecommons.org/licenses/by/3.0/xx/", "unparseable"),
+    ("https://creativecommons.org/licenses/by/3.0/n", "unparseable"),
+    ("https://creativecommons.org/licenses/by/2.1/", "unparseable"),  # 2.1 exists only in ports
+    ("https://creativecommons.org/licenses/by/5.0/", "unparseable"),
+    ("https://creativecommons.org/licenses/by/4.0.1/", "unparseable"),
+    ("https://creativecommons.org/licenses/by/4.0/deed.en/extra", "unparseable"),
+    ("https://creativecommons.org/licenses/by//4.0/", "unparseable"),
+    ("https://creativecommons.org/licenses/by-xx/4.0/", "unparseable"),
+    ("https://creativecommons.org/licenses/sa/1.0/", "unparseable"),  # not BY, not accepted
+    ("https://creativecommons.org/publicdomain/zero/1.0/extra", "unparseable"),
+    ("https://creativecommons.org/publicdomain/zero/2.0/", "unparseable"),
+    ("https://www.usa.gov/government-works-not", "unparseable"),
+    ("https://example.org/cc0/", "unparseable"),  # "cc0" inside a URL is no CC0 statement
+])
+def test_urls_outside_the_grammar_are_rejected(url, reason):
+    d = decide({"licenseurl": url})
+    assert d.decision == "rejected" and d.spdx is None and d.family is None
+    assert d.reason.startswith(reason), d.reason
+    assert url in d.reason or url[:100] in d.reason
+
+
+def test_a_query_or_fragment_is_ignored_by_the_grammar_but_not_by_the_reading():
+    assert decide({"licenseurl": BY4 + "?ref=chooser-v1#x"}).decision == "accepted"
+    d = decide({"licenseurl": BY4 + "?nc"})
+    assert d.decision == "rejected" and d.reason.startswith("non-commercial")
+
+
+@pytest.mark.parametrize("url", [
+    "https://creativecommons.org.evil.com/licenses/by/4.0/",
+    "https://evil.com/creativecommons.org/licenses/by/4.0",
+    "evil.com/creativecommons.org/licenses/by/4.0/",
+    "https://creativecommons.org@evil.com/licenses/by/4.0/",
+    "https://evil.com\\@creativecommons.org/licenses/by/4.0/",
+    "https://creativecommons.org:8443/licenses/by/4.0/",
+    "https://creativecommons.org./licenses/by/4.0/",
+    "https://creativecommons.com/licenses/by/4.0/",
+    "https://wiki.creativecommons.org/licenses/by/4.0/",
+    "https://creativecommons.org.example.net/publicdomain/zero/1.0/",
+    "ftp://creativecommons.org/licenses/by/4.0/",
+    "https://usa.gov.evil.com/government-works",
+    "https://evil.com/www.usa.gov/government-works",
+])
+def test_a_cc_path_on_a_foreign_host_is_not_a_cc_license(url):
+    d = decide({"licenseurl": url})
+    assert d.decision == "rejected" and d.spdx is None
+    assert d.reason.startswith("unparseable")
+    beside = decide({"licenseurl": BY4, "rights": url})  # a rival statement is a conflict
+    assert beside.decision == "rejected" and beside.reason.startswith("conflicting")
+
+
+@pytest.mark.parametrize("version", sorted(CC_PORTS))
+@pytest.mark.parametrize("kind, elements", [("by", "BY"), ("by-sa", "BY-SA")])
+def test_every_real_port_is_accepted_with_the_id_the_release_accepts(version, kind, elements):
+    ports = sorted(CC_PORTS[version]) + ([None] if version != "2.1" else [])
+    for port in ports:
+        url = f"https://creativecommons.org/licenses/{kind}/{version}/" + (f"{port}/" if port
+                                                                             else "")
+        d = decide({"licenseurl": url})
+        assert d.decision == "accepted", (url, d.reason)
+        assert acceptable_spdx(d.spdx) == d.family == kind
+        assert d.spdx == cc_spdx(elements, version, port)
+
+
+# -- restrictions in words, however they are put, anywhere in an item's statements ------------
+
+NC, ND, NR = "non-commercial", "no-derivatives", "no redistribution"
+WORDED = [
+    ("CC BY-NC", NC), ("cc-by-nc", NC), ("CC_BY_NC", NC), ("by-nc-nd", NC), ("BY NC", NC),
+    ("NC", NC), ("NonCommercial", NC), ("NON-COMMERCIAL", NC), ("non\u2011commercial", NC),
+    ("non\u200bcommercial use", NC), ("Nón-commercial", NC), ("Non commercial use only", NC),
+    ("For non-commercial purposes", NC), ("noncommercial purposes only", NC),
+    ("No commercial use", NC), ("Not for commercial use", NC),
+    ("Not to be used for any commercial purpose", NC), ("not for commercial distribution", NC),
+    ("Commercial use is prohibited.", NC), ("commercial use strictly prohibited", NC),
+    ("Commercial use of this recording is not permitted", NC),
+    ("Commercial use requires prior written permission", NC),
+    ("May not be used commercially", NC), ("Prohibited for commercial purposes", NC),
+    ("Not for resale", NC), ("not for sale", NC), ("Must not be sold", NC),
+    ("Personal use only", NC), ("For educational use only", NC),
+    ("Educational purposes only", NC), ("for research purposes only", NC),
+    ("Only for private and educational use", NC), ("Attribution Non-Commercial", NC),
+    ("No derivatives", ND), ("NoDerivs", ND), ("No Derivative Works", ND), ("ND", ND),
+    ("by-nd", ND), ("no_derivatives", ND), ("No modifications", ND), ("no alterations", ND),
+    ("May not be modified", ND), ("must not be altered or edited", ND), ("Do not edit", ND),
+    ("Distribute without modification", ND), ("Derivative works are not permitted", ND),
+    ("unmodified copies only", ND), ("verbatim only", ND),
+    ("May not be redistributed", NR), ("Do not redistribute", NR), ("Do not copy", NR),
+    ("Permission required", NR), ("With written permission only", NR),
+    ("Reproduction without permission is prohibited", NR), ("No redistribution", NR),
+    ("may not be copied or shared", NR),
+]
+
+
+@pytest.mark.parametrize("where", ["rights", "license", "licenseurl"])
+@pytest.mark.parametrize("statement, kind", WORDED)
+def test_a_restriction_in_any_wording_and_field_rejects(statement, kind, where):
+    meta = {"licenseurl": [BY4, statement] if where == "licenseurl" else BY4}
+    if where != "licenseurl":
+        meta[where] = statement
+    d = decide(meta)
+    assert d.decision == "rejected" and d.family is None
+    assert d.reason.startswith(kind), d.reason
+    alone = decide({where: statement})  # and with no license beside it
+    assert alone.decision == "rejected" and alone.reason.startswith(kind), alone.reason
+
+
+@pytest.mark.parametrize("statement, kind", [
+    ("Attribution-NonCommercial 4.0 International", NC), ("BY-NC-ND 4.0", NC),
+    ("CC BY-NC-SA 3.0", NC), ("Attribution-NoDerivs 3.0 Unported", ND),
+])
+def test_an_nc_or_nd_license_beside_a_permissive_one_rejects(statement, kind):
+    d = decide({"licenseurl": BY4, "rights": statement})
+    assert d.decision == "rejected" and d.reason.startswith("conflicting")
+    assert decide({"licenseurl": statement}).reason.startswith(kind)
+
+
+@pytest.mark.parametrize("rights", [
+    "Copyright 2015 Jane Doe", "This work is licensed under a Creative Commons Attribution 4.0 "
+    "International License.", "Commercial use permitted with attribution",
+    "You may use, modify and sell this recording", "Please credit Jane Doe, Springfield Radio",
+    "Recorded at the Commercial Street studio", "Derivative works welcome",
+    "This work is not in the public domain; it is licensed CC BY.",
+])
+def test_statements_that_restrict_nothing_keep_a_permissive_license(rights):
+    d = decide({"licenseurl": BY4, "rights": rights})
+    assert d.decision == "accepted" and d.spdx == "CC-BY-4.0", d.reason
+
+
+# -- public domain: agreement, denial, the old and odd forms -----------------------------------
+
+CC0 = "http://creativecommons.org/publicdomain/zero/1.0/"
+PDM = "http://creativecommons.org/publicdomain/mark/1.0/"
+USGOV = "https://www.usa.gov/government-works"
+
+
+@pytest.mark.parametrize("denial", [
+    "This is not in the public domain", "NOT public domain", "It isn't public domain.",
+    "No longer in the public domain", "public domain status unclear",
+    "Not a work of the U.S. government", "never entered the public domain",
+])
+@pytest.mark.parametrize("mark", [CC0, PDM, USGOV, "http://creativecommons.org/licenses/"
+                                  "publicdomain/"])
+def test_a_public_domain_mark_beside_a_denial_is_a_conflict(mark, denial):
+    for where in ("rights", "license"):
+        d = decide({"licenseurl": mark, where: denial})
+        assert d.decision == "rejected" and d.reason.startswith("conflicting"), d.reason
+        assert denial in d.reason
+
+
+@pytest.mark.parametrize("urls, spdx", [
+    ([PDM, USGOV], "LicenseRef-US-Government-Work"),
+    ([USGOV, PDM], "LicenseRef-US-Government-Work"),
+    ([CC0, PDM], "CC0-1.0"),
+    (["https://creativecommons.org/licenses/cc0/3.0/", CC0,
+      "http://creativecommons.org/licenses/publicdomain"], "CC0-1.0"),
+    (["http://creativecommons.org/licenses/publicdomain/", PDM], "CC-PDM-1.0"),
+])
+def test_several_public_domain_statements_agree(urls, spdx):
+    d = decide({"licenseurl": urls})
+    assert (d.decision, d.spdx, d.family) == ("accepted", spdx, "public-domain")
+    assert [e.value for e in d.evidence] == urls and all(e.spdx for e in d.evidence)
+    assert decide({"licenseurl": [*urls, BY4]}).reason.startswith("conflicting")
+
+
+@pytest.mark.parametrize("url, spdx", [
+    ("http://creativecommons.org/licenses/publicdomain", "LicenseRef-CC-PD-Dedication"),
+    ("http://creativecommons.org/licenses/publicdomain/", "LicenseRef-CC-PD-Dedication"),
+    ("https://www.creativecommons.org/licenses/publicdomain/deed.en",
+     "LicenseRef-CC-PD-Dedication"),
+    ("https://creativecommons.org/licenses/cc0/3.0/", "CC0-1.0"),
+    ("https://creativecommons.org/licenses/cc0/3.0", "CC0-1.0"),
+    ("http://creativecommons.org/licenses/cc0/3.0/legalcode", "CC0-1.0"),
+])
+def test_old_public_domain_forms_are_explicit_rules(url, spdx):
+    d = decide({"licenseurl": url})
+    assert (d.decision, d.spdx, d.family) == ("accepted", spdx, "public-domain")
+    assert d.raw == [url] and d.evidence[0].value == url  # the odd form is kept as found
+
+
+@pytest.mark.parametrize("url", [
+    "http://creativecommons.org/licenses/publicdomain/prelinger/",
+    "http://creativecommons.org/licenses/publicdomain/prelinger",
+    "http://creativecommons.org/licenses/publicdomain/anything/",
+    "https://creativecommons.org/licenses/cc0/1.0/",
+    "https://creativecommons.org/licenses/cc0/3.0/us/",
+])
+def test_public_domain_look_alikes_are_refused(url):
+    d = decide({"licenseurl": url})
+    assert d.decision == "rejected" and d.spdx is None and d.reason.startswith("unparseable")
+    if "prelinger" in url:
+        assert "Prelinger" in d.reason
+
+
+# -- hostile values: wrong types, sizes, counts ------------------------------------------------
+
+@pytest.mark.parametrize("value", [5, 2.5, True, {"url": BY4}, [[BY4]], [None], [BY4, 7],
+                                   b"https://creativecommons.org/licenses/by/4.0/", ["x"] * 33])
+@pytest.mark.parametrize("where", LICENSE_FIELDS)
+def test_values_of_the_wrong_shape_reject_with_a_reason(value, where):
+    d = decide({"licenseurl": BY4, where: value} if where != "licenseurl" else {where: value})
+    assert d.decision == "rejected" and d.reason.startswith("malformed"), d.reason
+    assert all(isinstance(v, str) for v in d.raw)
+
+
+@pytest.mark.parametrize("metadata", [None, [], "licenseurl", 5])
+def test_metadata_that_is_not_an_object_is_rejected(metadata):
+    assert decide(metadata).reason.startswith("malformed")
+
+
+def test_long_statements_cost_linear_time_and_reject_unread():
+    for value in ("x" * 1_000_000, "not " * 250_000 + "commercial",
+                  BY4 + "a/" * 500_000, "a " * 600_000):
+        t = time.perf_counter()
+        d = decide({"licenseurl": BY4, "rights": value})
+        assert time.perf_counter() - t < 0.5
+        assert d.decision == "rejected" and d.reason.startswith("oversized")
+        assert len(d.evidence[-1].value) < 1000
+    # just under the limit, built to make a backtracking matcher stumble
+    for value in ("not " * 2000 + "x", "no " * 2700, "commercial " * 740, "a-" * 4000,
+                  "https://creativecommons.org/" + "licenses/" * 900, "(" * 8000):
+        assert len(value) <= MAX_STATEMENT_CHARS
+        t = time.perf_counter()
+        decide({"licenseurl": BY4, "rights": value})
+        decide({"licenseurl": value})
+        assert time.perf_counter() - t < 0.2, value[:30]
+
+
+# -- one answer about SPDX ids for the gate, the release and the audit ------------------------
+
+@pytest.mark.parametrize("spdx, family", [
+    ("CC0-1.0", "public-domain"), ("CC-PDM-1.0", "public-domain"),
+    ("LicenseRef-US-Government-Work", "public-domain"),
+    ("LicenseRef-CC-PD-Dedication", "public-domain"), ("CC-BY-4.0", "by"),
+    ("CC-BY-SA-3.0", "by-sa"), ("CC-BY-3.0-US", "by"), ("LicenseRef-CC-BY-SA-2.5-ES", "by-sa"),
+    ("LicenseRef-CC-BY-2.5-SCOTLAND", "by"), ("CC-BY-SA-2.1-JP", "by-sa"),
+    ("LicenseRef-CC-BY-4.0-NC", None), ("LicenseRef-CC-BY-4.0-ND", None), ("CC-BY-4.0-NC", None),
+    ("CC-BY-NC-4.0", None), ("CC-BY-ND-4.0", None), ("CC-BY-NC-SA-3.0-DE", None),
+    ("LicenseRef-CC-BY-3.0-US", None), ("CC-BY-2.5-ES", None), ("CC-BY-2.1", None),
+    ("CC-BY-4.0-US", None), ("CC-BY-3.0-XX", None), ("cc-by-4.0", None), (" CC-BY-4.0", None),
+    ("CC-BY-9.9", None), ("CC-SA-1.0", None), ("MIT", None), ("", None), (None, None), (4, None),
+])
+def test_acceptable_spdx(spdx, family):
+    assert acceptable_spdx(spdx) == family

@@ -23,6 +23,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from manifests.audit import build_audit
 from manifests.hf import AUDIO, write_parquet
 from manifests.release import card
 from manifests.release.config import ReleaseConfig
@@ -83,6 +84,7 @@ def build_release(workdir: Path, version: str, previous: Path | None = None,
     write_shards(plan, workdir, tmp, workers, log)
     write_metadata(plan, filters, version, tmp, duplicate_downloads(workdir), models)
     write_checksums(tmp)
+    audit_gate(workdir, tmp, version)
     _fsync_dir(tmp)
     install(tmp, final, force, log)
     return final
@@ -269,6 +271,23 @@ def write_checksums(dest: Path) -> None:
                    if p.is_file() and p.name != "SHA256SUMS")
     _write(dest / "SHA256SUMS",
            "".join(f"{_sha256(dest / p)}  {p}\n" for p in paths).encode())
+
+
+def audit_gate(workdir: Path, release: Path, version: str) -> None:
+    """The license audit's gate, run on the finished build before it is put in place: a
+    release the audit would fail (NC, ND or unknown licenses in it, labels that disagree with
+    the catalog, share-alike outside a share-alike subset) is removed, never installed."""
+    audit = build_audit(workdir, release)
+    if audit["gate"]["passed"]:
+        return
+    shutil.rmtree(release, ignore_errors=True)
+    blockers = [f for f in audit["findings"] if f["severity"] == "blocker"]
+    first = blockers[0]
+    raise ValueError(f"release {version}: the license audit's gate fails on it "
+                     f"({len(blockers)} blocking findings: "
+                     f"{', '.join(sorted({f['kind'] for f in blockers}))}; first: "
+                     f"{first['source']}/{first['item_id']}: {first['message']}); "
+                     "nothing was released")
 
 
 def _fsync_dir(path: Path) -> None:
