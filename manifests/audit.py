@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
+from manifests.licenses import acceptable_spdx
 from manifests.version import code_version
 
 SCHEMA_VERSION = 1
@@ -51,6 +52,15 @@ def read_release(release: Path) -> dict:
             rows.append({"subset": shard.parent.name, "shard": f"{shard.parent.name}/{shard.name}",
                          **r})
     return {"version": meta.get("version") or release.name, "name": release.name, "rows": rows}
+
+
+def permitted_family(item: dict | None) -> str | None:
+    """An item's license family if it may be distributed: accepted by the gate, and its SPDX id
+    one the gate may accept with that very family (never the family column alone)."""
+    if not item or item.get("decision") != "accepted":
+        return None
+    family = acceptable_spdx(item.get("license_spdx"))
+    return family if family == item.get("license_family") else None
 
 
 def _verdict(spdx_ids: set[tuple[str | None, str | None]]) -> tuple[str, bool]:
@@ -132,6 +142,11 @@ def build_audit(workdir: Path, release: Path | None = None,
                     f"{f['name']} is a machine (ASR) caption, not a human transcript; its clips "
                     "are excluded from releases by default", file=f["name"],
                     why=f["asr_reason"] or "")
+        if it["decision"] == "accepted" and permitted_family(it) is None:
+            finding("blocker" if use else "warning", "license_not_permitted", it,
+                    f"accepted as {it['license_family'] or 'no family'}, but its SPDX id "
+                    f"{it['license_spdx'] or '(none)'} is not one the license gate may accept "
+                    "with that family: re-crawl it", license=it["license_spdx"] or "unknown")
         if it["decision"] == "accepted" and (not it["creator"] or not it["title"]):
             missing = [k for k in ("title", "creator") if not it[k]]
             finding("warning", "attribution_incomplete", it,
@@ -165,11 +180,12 @@ def build_audit(workdir: Path, release: Path | None = None,
             lic = set()
             for r in rows:
                 item = by_key.get((r.get("source", "archive_org"), r.get("item_id")))
-                family = item["license_family"] if item and item["decision"] == "accepted" \
-                    else None
+                family = permitted_family(item)
                 spdx = (item or {}).get("license_spdx") or r.get("license_spdx")
-                lic.add((spdx, family))
                 shard_spdx = r.get("license_spdx")
+                if shard_spdx is not None and acceptable_spdx(shard_spdx) is None:
+                    family = None  # the release's own label is not permitted either
+                lic.add((spdx, family))
                 if item and shard_spdx and shard_spdx != item["license_spdx"]:
                     finding("blocker", "license_mismatch_in_release",
                             {"source": r.get("source", "archive_org"),
@@ -200,8 +216,7 @@ def build_audit(workdir: Path, release: Path | None = None,
     else:
         for name, families in (("PD + CC BY", {"public-domain", "by"}),
                                ("CC BY-SA", {"by-sa"})):
-            members = [r for r in out_items if r["decision"] == "accepted"
-                       and r["license_family"] in families]
+            members = [r for r in out_items if permitted_family(r) in families]
             if members:
                 lic = {(r["license_spdx"], r["license_family"]) for r in members}
                 verdict, ok = _verdict(lic)

@@ -206,3 +206,65 @@ def test_report_renders_in_a_real_browser(audited, tmp_path):
     bar = tuple(int(BAR[i: i + 2], 16) for i in (1, 3, 5))
     bar_pixels = int((np.asarray(image) == bar).all(axis=-1).sum())
     assert image.size == (1280, 2000) and bar_pixels > 2000  # the charts were drawn
+
+
+# -- the SPDX id itself, never the family column alone -----------------------------------------
+
+def _tampered_catalog(audited, tmp_path, item_id: str, spdx: str) -> Path:
+    """A copy of the audited catalog in which ``item_id`` is accepted as family ``by`` under
+    ``spdx``: what the old gate wrote for ``licenses/by/4.0/nc/``, or a hand edit."""
+    import sqlite3
+
+    work = tmp_path / "work"
+    work.mkdir()
+    for p in audited["workdir"].glob("catalog.sqlite*"):
+        shutil.copy2(p, work / p.name)
+    conn = sqlite3.connect(work / "catalog.sqlite")
+    with conn:
+        conn.execute("UPDATE items SET license_spdx = ?, license_family = 'by' WHERE item_id = ?",
+                     (spdx, item_id))
+    conn.close()
+    return work
+
+
+@pytest.mark.parametrize("spdx", ["LicenseRef-CC-BY-4.0-NC", "CC-BY-NC-4.0",
+                                  "LicenseRef-CC-BY-4.0-ND", "CC-BY-NC-ND-3.0-US",
+                                  "CC-BY-4.0-NC", "CC-BY-3.0-XX", "CC-BY-9.0", "MIT"])
+def test_a_by_family_with_an_nc_or_unknown_spdx_id_fails_the_release_audit(audited, tmp_path,
+                                                                            spdx):
+    victim = _by_family(audited, "by")[0]
+    work = _tampered_catalog(audited, tmp_path, victim, spdx)
+    rel = _release(tmp_path, {"clean": [victim]}, audited)
+    shard = rel / "data" / "clean" / "train-00000-of-00001.parquet"
+    t = pq.read_table(shard)
+    pq.write_table(t.set_column(t.column_names.index("license_spdx"), "license_spdx",
+                                pa.array([spdx] * t.num_rows)), shard)
+    audit = build_audit(work, rel, now=FIXED)
+    assert not audit["gate"]["passed"]
+    blockers = {(f["kind"], f["item_id"]) for f in audit["findings"]
+                if f["severity"] == "blocker"}
+    assert blockers == {("not_permitted_in_release", victim), ("license_not_permitted", victim)}
+    assert "MUST NOT BE DISTRIBUTED" in audit["subsets"][0]["verdict"]
+    assert not audit["subsets"][0]["distributable"]
+
+
+def test_an_nc_label_on_a_release_shard_fails_even_when_the_catalog_is_clean(audited, tmp_path):
+    victim = _by_family(audited, "by")[0]
+    rel = _release(tmp_path, {"clean": [victim]}, audited)
+    shard = rel / "data" / "clean" / "train-00000-of-00001.parquet"
+    t = pq.read_table(shard)
+    pq.write_table(t.set_column(t.column_names.index("license_spdx"), "license_spdx",
+                                pa.array(["LicenseRef-CC-BY-4.0-NC"] * t.num_rows)), shard)
+    audit = build_audit(audited["workdir"], rel, now=FIXED)
+    kinds = {f["kind"] for f in audit["findings"] if f["severity"] == "blocker"}
+    assert kinds == {"license_mismatch_in_release", "not_permitted_in_release"}
+
+
+def test_without_a_release_an_unacceptable_id_is_a_warning_and_no_candidate(audited, tmp_path):
+    victim = _by_family(audited, "by")[0]
+    work = _tampered_catalog(audited, tmp_path, victim, "LicenseRef-CC-BY-4.0-NC")
+    audit = build_audit(work, now=FIXED)
+    assert audit["gate"]["passed"]
+    warned = [f for f in audit["findings"] if f["kind"] == "license_not_permitted"]
+    assert [(f["severity"], f["item_id"]) for f in warned] == [("warning", victim)]
+    assert all("LicenseRef-CC-BY-4.0-NC" not in s["licenses"] for s in audit["subsets"])
