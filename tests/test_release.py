@@ -466,3 +466,89 @@ def test_a_second_crawl_with_items_added_and_removed(tmp_path):
     assert np.isclose(json.loads((v2 / "release.json").read_text())["totals"]["hours"],
                       sum(r["duration_ms"] for r in {r["id"]: r for r in new}.values())
                       / 3.6e6, atol=1e-3)
+
+
+# -- the license gate's word is checked again: SPDX ids, and the audit's gate ------------------
+
+def _victim(workdir: Path) -> str:
+    """An accepted CC BY item whose clean clips a default release takes."""
+    its = items(workdir)
+    return next(c["item_id"] for c in clips(workdir)
+                if c["tier"] == "clean" and c["clip_path"] and not c["asr_caption"]
+                and its[c["item_id"]]["decision"] == "accepted"
+                and its[c["item_id"]]["license_family"] == "by")
+
+
+def _relabel(workdir: Path, item_id: str, spdx: str, *, manifests: bool, catalog: bool) -> None:
+    """Make ``item_id`` read as an older (or tampered) gate would have written it: accepted,
+    family ``by``, SPDX id ``spdx`` — in the manifests (items and clips), the catalog, or both."""
+    import sqlite3
+
+    import pyarrow.compute as pc
+
+    def relabel(path: Path) -> None:
+        t = pq.read_table(path)
+        mine = pc.equal(t["item_id"].cast(pa.string()), item_id)
+        for name, value in (("license_spdx", spdx), ("license_family", "by")):
+            if name in t.column_names:
+                col = t[name].cast(pa.string())
+                t = t.set_column(t.column_names.index(name), name,
+                                 pc.if_else(mine, pa.scalar(value), col))
+        pq.write_table(t, path)
+
+    if manifests:
+        relabel(workdir / "manifests" / "items.parquet")
+        for p in sorted((workdir / "manifests" / "clips").glob("*.parquet")):
+            relabel(p)
+    if catalog:
+        conn = sqlite3.connect(workdir / "catalog.sqlite")
+        with conn:
+            conn.execute("UPDATE items SET license_spdx = ?, license_family = 'by', "
+                         "decision = 'accepted', reason = NULL WHERE item_id = ?",
+                         (spdx, item_id))
+        conn.close()
+
+
+@pytest.fixture
+def own_aligned(aligned, tmp_path) -> Path:
+    return Path(shutil.copytree(aligned, tmp_path / "w"))
+
+
+@pytest.mark.parametrize("spdx", ["LicenseRef-CC-BY-4.0-NC", "CC-BY-NC-4.0", "CC-BY-ND-3.0",
+                                  "LicenseRef-CC-BY-3.0-ND", "CC-BY-4.0-US", "cc-by-4.0",
+                                  "LicenseRef-Unknown"])
+def test_a_by_family_column_does_not_release_an_nc_or_unknown_spdx_id(own_aligned, tmp_path,
+                                                                       spdx):
+    victim = _victim(own_aligned)
+    _relabel(own_aligned, victim, spdx, manifests=True, catalog=True)
+    rel = build_release(own_aligned, "t1", out=tmp_path / "t1", workers=1)
+    released = rows(rel)
+    assert released and victim not in {r["item_id"] for r in released}
+    assert all(r["license_spdx"] != spdx for r in released)
+    meta = json.loads((rel / "release.json").read_text())
+    assert meta["excluded"]["license_not_permitted"] == sum(
+        1 for c in clips(own_aligned) if c["item_id"] == victim)
+    result = subprocess.run(SPEECHCRAWL + ["audit", "--workdir", str(own_aligned), "--release",
+                                           str(rel), "--out", str(tmp_path / "audit")],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    audit = json.loads((tmp_path / "audit" / "audit.json").read_text())
+    warned = [f for f in audit["findings"] if f["kind"] == "license_not_permitted"]
+    assert [(f["severity"], f["item_id"]) for f in warned] == [("warning", victim)]
+
+
+def test_the_audit_gate_runs_inside_release_and_nothing_final_is_built(own_aligned, tmp_path):
+    """The manifests say CC BY, the catalog (what the audit reads) says non-commercial: the
+    plan alone would release it; the audit's gate inside ``release`` stops it."""
+    victim = _victim(own_aligned)
+    _relabel(own_aligned, victim, "CC-BY-NC-4.0", manifests=False, catalog=True)
+    out = tmp_path / "rel" / "t2"
+    with pytest.raises(ValueError, match="license audit's gate fails") as err:
+        build_release(own_aligned, "t2", out=out, workers=1)
+    assert "not_permitted_in_release" in str(err.value) and victim in str(err.value)
+    assert not out.exists()
+    assert not out.parent.exists() or not any(out.parent.iterdir())  # no temporary left either
+    result = release_cli("--workdir", own_aligned, "--version", "t3", check=False)
+    assert result.returncode != 0
+    assert "license audit's gate fails" in result.stderr.strip().splitlines()[-1]
+    assert not (own_aligned / "releases" / "t3").exists()

@@ -16,6 +16,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from manifests.licenses import acceptable_spdx
 from manifests.release import dedup, splits
 from manifests.release.config import FAMILIES, TIERS, ReleaseConfig
 from manifests.release.diff import diff_rows
@@ -24,6 +25,8 @@ from manifests.release.splits import Assignment
 # Why a clip is not in the release, in the order the reasons are tested (the first one counts).
 EXCLUSIONS = {
     "not_accepted": "its item is not accepted by the license gate (or not in the items manifest)",
+    "license_not_permitted": "its item's SPDX id is not one the license gate may accept (NC, ND, "
+                             "unknown), or its license family column says otherwise",
     "gone": "its item is no longer at the source, so its license could not be re-checked",
     "stale_license": "its item's license changed after the clip was aligned (re-run align)",
     "rejected": "rejected by the align stage's filters",
@@ -108,6 +111,17 @@ def _arr(table: pa.Table, name: str) -> pa.Array:
     return table[name].combine_chunks()
 
 
+def verified_family(spdx: pa.Array, family: pa.Array) -> pa.Array:
+    """The family each SPDX id really has (``acceptable_spdx``), null where the id is not one
+    the gate may accept or the family column disagrees with it: the release trusts the id, not
+    the column. Asked once per distinct id, so a million clips cost a handful of calls."""
+    ids = pc.unique(spdx)
+    real = pa.array([acceptable_spdx(s) for s in ids.to_pylist()], pa.string())
+    real = real.take(pc.index_in(spdx, value_set=ids))
+    agree = pc.fill_null(pc.equal(real, family), False)
+    return pc.if_else(agree, real, pa.scalar(None, pa.string()))
+
+
 def plan_release(clips: pa.Table, items: pa.Table, config: ReleaseConfig | None = None,
                  previous: Previous | None = None) -> Plan:
     """Decide the release. ``clips`` needs the CLIPS columns the plan reads plus
@@ -127,7 +141,8 @@ def plan_release(clips: pa.Table, items: pa.Table, config: ReleaseConfig | None 
         if c not in items.column_names:
             items = items.append_column(c, pa.nulls(items.num_rows, pa.string()))
     item = {c: _arr(items, c).take(idx) for c in ITEM_COLUMNS}
-    tier, family = _arr(clips, "tier"), item["license_family"]
+    tier = _arr(clips, "tier")
+    family = verified_family(item["license_spdx"], item["license_family"])
 
     reason = np.zeros(n, dtype=np.int8)
 
@@ -135,6 +150,7 @@ def plan_release(clips: pa.Table, items: pa.Table, config: ReleaseConfig | None 
         reason[(reason == 0) & mask] = _CODE[code]
 
     mark("not_accepted", ~_np(pc.equal(item["decision"], "accepted")))
+    mark("license_not_permitted", _np(pc.is_null(family)))
     if not config.include_gone_items:
         mark("gone", _np(pc.is_valid(item["gone_at"])))
     mark("stale_license", _np(pc.not_equal(_arr(clips, "license_spdx"), item["license_spdx"])))
