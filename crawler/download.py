@@ -25,16 +25,21 @@ from pathlib import Path
 from urllib.parse import urljoin, urlsplit
 
 import requests
+import urllib3
 
-from crawler.hosts import host_allowed
+from crawler import deadline
+from crawler.hosts import connect_target, refusal
 
-CHUNK = 256 * 1024
+CHUNK = 256 * 1024  # reading back a partial file
+READ = 64 * 1024  # the most one read from the network returns; it returns what has arrived
 MAX_REDIRECTS = 5
 ROBOTS_MAX_BYTES = 512 * 1024
 # An attempt slower than this on average (after a grace period) is abandoned and resumed later,
-# so a server that drips a byte a minute cannot hold a download slot for ever.
+# and every attempt has a deadline from the bytes it has to deliver at this rate (headers get
+# GRACE_S), so a server that drips a byte a minute cannot hold a download slot for ever.
 MIN_BYTES_PER_S = 16 * 1024
 GRACE_S = 60.0
+MAX_ATTEMPT_S = 4 * 3600.0  # the hard cap on one attempt, whatever the size
 
 
 @dataclass
@@ -59,7 +64,6 @@ class _Mismatch(_Retry):
 
 class _Fatal(Exception):
     """Retrying cannot help (403, 404, a disallowed redirect, over the size cap)."""
-
 
 def safe_relpath(name: str) -> Path:
     """A remote file name as a relative path that cannot leave its directory.
@@ -96,11 +100,16 @@ def retry_after(value: str | None) -> float | None:
 
 
 class Downloader:
+    """Fetches files for the crawl's worker threads: at most ``max_total`` at once, at most
+    ``per_host`` at once from any one host actually connected to (a redirect to a data node
+    counts against the data node, not the host first asked), robots.txt obeyed per origin."""
+
     def __init__(self, *, allowed_hosts: list[str], user_agent: str, max_bytes: int,
                  retries: int = 5, backoff_base: float = 1.0, backoff_max: float = 120.0,
                  timeout: tuple[float, float] = (10.0, 60.0), per_host: int = 2,
-                 obey_robots: bool = True, min_bytes_per_s: float = MIN_BYTES_PER_S,
-                 grace_s: float = GRACE_S):
+                 max_total: int = 8, obey_robots: bool = True,
+                 min_bytes_per_s: float = MIN_BYTES_PER_S, grace_s: float = GRACE_S,
+                 max_attempt_s: float = MAX_ATTEMPT_S):
         self.allowed_hosts = allowed_hosts
         self.max_bytes = max_bytes
         self.retries = retries
@@ -110,8 +119,10 @@ class Downloader:
         self.obey_robots = obey_robots
         self.user_agent = user_agent
         self.min_bytes_per_s, self.grace_s = min_bytes_per_s, grace_s
+        self.max_attempt_s = max_attempt_s
         self._local = threading.local()
-        self._slots: dict[str, threading.BoundedSemaphore] = defaultdict(
+        self._total = threading.BoundedSemaphore(max_total)
+        self._slots: dict[tuple[str, int], threading.BoundedSemaphore] = defaultdict(
             lambda: threading.BoundedSemaphore(per_host))
         self._robots: dict[str, urllib.robotparser.RobotFileParser] = {}
         self._lock = threading.Lock()
@@ -120,14 +131,17 @@ class Downloader:
     def session(self) -> requests.Session:
         s = getattr(self._local, "session", None)
         if s is None:
-            s = requests.Session()
+            s = deadline.session()
             s.headers["User-Agent"] = self.user_agent
-            s.trust_env = False  # no proxies or netrc from the environment
             self._local.session = s
         return s
 
     def _backoff(self, attempt: int) -> float:
         return min(self.backoff_max, self.backoff_base * 2 ** (attempt - 1))
+
+    def _slot(self, host: str, port: int) -> threading.BoundedSemaphore:
+        with self._lock:
+            return self._slots[(host, port)]
 
     def _robots_allow(self, url: str) -> bool:
         if not self.obey_robots:
@@ -139,8 +153,9 @@ class Downloader:
         if parser is None:
             parser = urllib.robotparser.RobotFileParser()
             try:
-                with self.session.get(origin + "/robots.txt", timeout=self.timeout,
-                                      allow_redirects=False, stream=True) as resp:
+                with deadline.Deadline(self.grace_s), \
+                        self.session.get(origin + "/robots.txt", timeout=self.timeout,
+                                         allow_redirects=False, stream=True) as resp:
                     body = resp.raw.read(ROBOTS_MAX_BYTES, decode_content=True)
                 if resp.status_code >= 500:
                     parser.disallow_all = True
@@ -148,7 +163,7 @@ class Downloader:
                     parser.allow_all = True
                 else:
                     parser.parse(body.decode("utf-8", "replace").splitlines())
-            except requests.RequestException:
+            except (requests.RequestException, urllib3.exceptions.HTTPError, OSError):
                 parser.allow_all = True  # as Scrapy does when robots.txt cannot be fetched
             with self._lock:
                 self._robots[origin] = parser
@@ -164,6 +179,8 @@ class Downloader:
         if size is not None and size > self.max_bytes:
             return Fetched("failed", None, None, 0, 0,
                            f"too large: {size} bytes is over the cap of {self.max_bytes}")
+        if why := refusal(url, self.allowed_hosts):
+            return Fetched("failed", None, None, 0, 0, why)  # nothing sent, nothing to retry
         dest.parent.mkdir(parents=True, exist_ok=True)
         part = dest.with_name(f".{dest.name}.part")
         last_reason, mismatch = "", False
@@ -189,7 +206,7 @@ class Downloader:
                 if mismatch:
                     part.unlink(missing_ok=True)  # start over: the bytes we have are wrong
                 delay = exc.delay if exc.delay is not None else self._backoff(attempt)
-            except (requests.RequestException, OSError) as exc:
+            except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
                 last_reason, mismatch = f"{type(exc).__name__}: {exc}", False
                 delay = self._backoff(attempt)
             if attempt < self.retries:
@@ -199,8 +216,21 @@ class Downloader:
         return Fetched(status, None, None, 0, self.retries,
                        f"{last_reason} (after {self.retries} attempts)")
 
+    def _budget(self, todo: int | None) -> float:
+        """Seconds an attempt may take to deliver ``todo`` bytes (unknown: the size cap) at the
+        minimum rate."""
+        todo = self.max_bytes if todo is None else min(todo, self.max_bytes)
+        return min(self.max_attempt_s, max(self.grace_s, todo / self.min_bytes_per_s))
+
     def _attempt(self, url: str, part: Path, size: int | None) -> tuple[str, int]:
-        """One try: resume ``part`` from where it stopped; return (md5, length) of the whole."""
+        """One try: resume ``part`` from where it stopped; return (md5, length) of the whole.
+
+        The attempt has a wall-clock deadline: ``grace_s`` for each hop's headers, then what
+        the remaining bytes need at ``min_bytes_per_s`` (at least ``grace_s``, at most
+        ``max_attempt_s``); when it passes, the socket is shut and the attempt ends, to be
+        resumed by the next one. Bytes are read as they arrive, so the average-rate check
+        runs however slowly they come.
+        """
         have = part.stat().st_size if part.exists() else 0
         if size is not None and have > size:
             part.unlink()
@@ -212,54 +242,95 @@ class Downloader:
                     hasher.update(chunk)
         if size is not None and have == size and size > 0:
             return hasher.hexdigest(), have  # complete before an interruption
-        with self._slots[urlsplit(url).hostname or ""], self._open(url, have) as resp:
-            if have and not _resumes_at(resp, have):  # range ignored or misplaced: start over
-                have, hasher = 0, hashlib.md5()
-                if resp.status_code == 206:
-                    part.unlink(missing_ok=True)
-                    raise _Retry("the server sent another range than the one asked for")
-            mode = "ab" if have else "wb"
-            started = time.monotonic()
-            with part.open(mode) as out, _BackgroundHash(hasher) as background:
-                nbytes = have
-                for chunk in resp.iter_content(CHUNK):
-                    nbytes += len(chunk)
-                    if nbytes > self.max_bytes:
-                        raise _Fatal(f"too large: over the cap of {self.max_bytes} bytes")
-                    background.update(chunk)
-                    out.write(chunk)
-                    elapsed = time.monotonic() - started
-                    if elapsed > self.grace_s and (nbytes - have) / elapsed < \
-                            self.min_bytes_per_s:
-                        raise _Retry(f"too slow: {(nbytes - have) / elapsed:.0f} B/s")
+        with self._total, deadline.Deadline(self.grace_s) as clock:
+            try:
+                resp, slot = self._open(url, have, clock)
+            except (requests.RequestException, urllib3.exceptions.HTTPError, OSError):
+                if clock.expired:
+                    raise _Retry(f"deadline: no response within {self.grace_s:g} s") from None
+                raise
+            try:
+                return self._receive(resp, part, size, have, hasher, clock)
+            except (requests.RequestException, urllib3.exceptions.HTTPError, OSError):
+                if clock.expired:
+                    raise _Retry("deadline: the transfer took longer than its time budget"
+                                 ) from None
+                raise
+            finally:
+                resp.close()
+                slot.release()
+
+    def _receive(self, resp: requests.Response, part: Path, size: int | None, have: int,
+                 hasher, clock: deadline.Deadline) -> tuple[str, int]:
+        if have and not _resumes_at(resp, have):  # range ignored or misplaced: start over
+            have, hasher = 0, hashlib.md5()
+            if resp.status_code == 206:
+                part.unlink(missing_ok=True)
+                raise _Retry("the server sent another range than the one asked for")
+        stated = resp.headers.get("Content-Length", "")
+        todo = size - have if size is not None else \
+            int(stated) if stated.isascii() and stated.isdigit() else None
+        budget = self._budget(todo)
+        clock.extend(budget)
+        started = time.monotonic()
+        with part.open("ab" if have else "wb") as out, _BackgroundHash(hasher) as background:
+            nbytes = have
+            while chunk := resp.raw.read1(READ, decode_content=True):
+                nbytes += len(chunk)
+                if nbytes > self.max_bytes:
+                    raise _Fatal(f"too large: over the cap of {self.max_bytes} bytes")
+                background.update(chunk)
+                out.write(chunk)
+                elapsed = time.monotonic() - started
+                if elapsed > self.grace_s and (nbytes - have) / elapsed < self.min_bytes_per_s:
+                    raise _Retry(f"too slow: {(nbytes - have) / elapsed:.0f} B/s")
+        if clock.expired:
+            raise _Retry(f"deadline: the transfer took longer than its time budget "
+                         f"({budget:g} s)")
         return hasher.hexdigest(), nbytes
 
-    def _open(self, url: str, offset: int) -> requests.Response:
+    def _open(self, url: str, offset: int, clock: deadline.Deadline
+              ) -> tuple[requests.Response, threading.BoundedSemaphore]:
+        """Follow redirects by hand, checking each hop as the client will connect (allow-list,
+        robots.txt of that origin) and re-sending ``Range`` to whichever host the hop is on.
+        Returns the final response with its host's download slot held."""
         headers = {"Range": f"bytes={offset}-"} if offset else {}
         for _ in range(MAX_REDIRECTS + 1):
-            host = urlsplit(url).hostname or ""
-            if not host_allowed(host, self.allowed_hosts):
-                raise _Fatal(f"host not allowed: {host}")
+            if why := refusal(url, self.allowed_hosts):
+                raise _Fatal(why)
             if not self._robots_allow(url):
                 raise _Fatal(f"disallowed by robots.txt: {url}")
-            resp = self.session.get(url, headers=headers, stream=True, allow_redirects=False,
-                                    timeout=self.timeout)
-            if resp.is_redirect:
-                resp.close()
-                url = urljoin(url, resp.headers["Location"])
-                continue
-            if resp.status_code in (429, 503) or resp.status_code >= 500:
-                resp.close()
-                delay = retry_after(resp.headers.get("Retry-After"))
-                raise _Retry(f"HTTP {resp.status_code}", delay)
-            if resp.status_code == 416:
-                resp.close()
-                raise _Mismatch("HTTP 416: the file is shorter than what we already have")
-            if resp.status_code >= 400:
-                resp.close()
-                raise _Fatal(f"HTTP {resp.status_code}")
-            return resp
+            _, host, port = connect_target(url)
+            slot = self._slot(host, port)
+            slot.acquire()
+            try:
+                clock.restart(self.grace_s)  # waiting for the slot is not the server's time
+                resp = self.session.get(url, headers=headers, stream=True,
+                                        allow_redirects=False, timeout=self.timeout)
+            except BaseException:
+                slot.release()
+                raise
+            if not resp.is_redirect:
+                try:
+                    _check_status(resp)
+                except BaseException:
+                    resp.close()
+                    slot.release()
+                    raise
+                return resp, slot
+            resp.close()
+            slot.release()
+            url = urljoin(url, resp.headers["Location"])
         raise _Fatal(f"more than {MAX_REDIRECTS} redirects")
+
+
+def _check_status(resp: requests.Response) -> None:
+    if resp.status_code in (429, 503) or resp.status_code >= 500:
+        raise _Retry(f"HTTP {resp.status_code}", retry_after(resp.headers.get("Retry-After")))
+    if resp.status_code == 416:
+        raise _Mismatch("HTTP 416: the file is shorter than what we already have")
+    if resp.status_code >= 400:
+        raise _Fatal(f"HTTP {resp.status_code}")
 
 
 class _BackgroundHash:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from urllib.parse import urlsplit
 
 from scrapy import signals
 from scrapy.downloadermiddlewares.retry import RetryMiddleware
@@ -13,31 +12,48 @@ from scrapy.utils.response import response_status_message
 from twisted.internet import reactor, task
 
 from crawler.download import retry_after
-from crawler.hosts import host_allowed
+from crawler.hosts import RefusedURL, crawl_allow_list, refusal
+from crawler.run import start_refusal
 
 log = logging.getLogger(__name__)
 
 
 class HostAllowListMiddleware:
-    """Drop every request (redirects included) to a host not on SPEECHCRAWL_ALLOWED_HOSTS."""
+    """Drop every request (redirects and robots.txt included) that would connect to a host
+    outside the crawl's allow-list, checked as the HTTP client reads the URL
+    (``crawler.hosts``). Until the spider opens, and for good when the crawl may not start at
+    all (see ``crawler.run.start_refusal``), nothing is sent."""
 
-    def __init__(self, allowed: list[str]):
-        self.allowed = allowed
+    def __init__(self, crawler):
+        self.crawler = crawler
+        self.allowed: list[str] = []
+        self.blocked: str | None = "the spider has not opened yet"
 
     @classmethod
     def from_crawler(cls, crawler):
-        mw = cls(list(crawler.settings.getlist("SPEECHCRAWL_ALLOWED_HOSTS")))
+        mw = cls(crawler)
         crawler.signals.connect(mw.spider_opened, signal=signals.spider_opened)
         return mw
 
     def spider_opened(self, spider):
-        if host := urlsplit(getattr(spider, "base_url", "")).hostname:
-            self.allowed.append(host)  # the source the crawl was pointed at
+        base_url = getattr(spider, "base_url", "")
+        settings = self.crawler.settings
+        self.blocked = start_refusal(settings, base_url)
+        if self.blocked is None:
+            try:
+                self.allowed = crawl_allow_list(
+                    base_url, settings.getlist("SPEECHCRAWL_ALLOWED_HOSTS"))
+            except RefusedURL as exc:
+                self.blocked = str(exc)
+        if self.blocked:  # every request is refused; the crawl ends with nothing fetched
+            log.error("crawl refused: %s", self.blocked)
 
     def process_request(self, request):
-        host = urlsplit(request.url).hostname or ""
-        if not host_allowed(host, self.allowed):
-            raise IgnoreRequest(f"host not allowed: {host}")
+        why = self.blocked or refusal(request.url, self.allowed)
+        if why:
+            self.crawler.stats.inc_value("speechcrawl/requests_refused")
+            log.warning("not sent: %s (%s)", request.url[:300], why)
+            raise IgnoreRequest(why)
         return None
 
 

@@ -16,7 +16,6 @@ import logging
 import sqlite3
 import time
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import srt
 import webvtt
@@ -27,6 +26,7 @@ from twisted.internet.defer import DeferredList
 from twisted.internet.threads import deferToThread
 
 from crawler.download import Downloader, safe_relpath
+from crawler.hosts import crawl_allow_list
 from crawler.items import SourceItem
 from crawler.licenses import Decision, decide
 from crawler.sniff import is_audio, is_text
@@ -229,14 +229,16 @@ class DownloadPipeline(_Pipeline):
     def open_spider(self):
         spider = self.spider
         s = self.settings
-        allowed = [*s.getlist("SPEECHCRAWL_ALLOWED_HOSTS"), urlsplit(spider.base_url).hostname]
         self.downloader = Downloader(
-            allowed_hosts=allowed, user_agent=s.get("USER_AGENT"),
+            allowed_hosts=crawl_allow_list(spider.base_url,
+                                           s.getlist("SPEECHCRAWL_ALLOWED_HOSTS")),
+            user_agent=s.get("USER_AGENT"),
             max_bytes=s.getint("SPEECHCRAWL_MAX_FILE_BYTES"),
             retries=s.getint("SPEECHCRAWL_DOWNLOAD_RETRIES"),
             backoff_base=s.getfloat("SPEECHCRAWL_BACKOFF_BASE"),
             backoff_max=s.getfloat("SPEECHCRAWL_BACKOFF_MAX"),
             per_host=s.getint("SPEECHCRAWL_DOWNLOADS_PER_HOST"),
+            max_total=s.getint("SPEECHCRAWL_DOWNLOADS_TOTAL"),
             obey_robots=s.getbool("ROBOTSTXT_OBEY"))
         self.raw = Path(spider.workdir) / "raw"
 

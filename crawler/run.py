@@ -2,27 +2,32 @@
 
 from __future__ import annotations
 
-import ipaddress
 import os
 from pathlib import Path
-from urllib.parse import urlsplit
 
 from scrapy.crawler import CrawlerProcess
-from scrapy.settings import Settings
+from scrapy.settings import BaseSettings, Settings
 
 from crawler import settings as defaults
+from crawler.hosts import RefusedURL, connect_target, is_loopback
 
 SPIDERS = {"archive_org"}  # spider names in crawler/spiders/
+__all__ = ["crawl", "crawl_settings", "is_loopback", "start_refusal"]
 
 
-def is_loopback(url: str) -> bool:
-    host = urlsplit(url).hostname or ""
-    if host == "localhost":
-        return True
+def start_refusal(settings: BaseSettings, base_url: str) -> str | None:
+    """Why a crawl of ``base_url`` must not start, or None. Checked before any request: a base
+    URL the HTTP clients would read differently, or a real site crawled without a contact for
+    its operators (archive.org asks heavy users to say who they are)."""
     try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+        connect_target(base_url)
+    except RefusedURL as exc:
+        return f"base URL {base_url!r} refused: {exc}"
+    contact = (settings.get("SPEECHCRAWL_CONTACT") or "").strip()
+    if not is_loopback(base_url) and contact in ("", defaults.SPEECHCRAWL_CONTACT):
+        return (f"set SPEECHCRAWL_CONTACT (your email or project URL) before crawling "
+                f"{base_url}: it goes into the User-Agent so the site's operators can reach you")
+    return None
 
 
 def crawl_settings(workdir: Path, base_url: str, overrides: dict | None = None) -> Settings:
@@ -44,8 +49,11 @@ def crawl(source: str, workdir: Path, base_url: str, query: str | None = None,
     """Crawl ``source`` into ``workdir``; return the crawl's stats. Blocks until done."""
     if source not in SPIDERS:
         raise ValueError(f"unknown source {source!r}; known: {', '.join(sorted(SPIDERS))}")
+    settings = crawl_settings(workdir, base_url, overrides)
+    if why := start_refusal(settings, base_url):
+        raise ValueError(why)
     workdir.mkdir(parents=True, exist_ok=True)
-    process = CrawlerProcess(crawl_settings(workdir, base_url, overrides))
+    process = CrawlerProcess(settings)
     crawler = process.create_crawler(source)
     process.crawl(crawler, base_url=base_url, query=query, max_items=max_items,
                   workdir=str(workdir))

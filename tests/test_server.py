@@ -153,12 +153,30 @@ def _audio(archive, defects):
     return d["item_id"], d["file"], (archive / "items" / d["item_id"] / d["file"]).read_bytes()
 
 
-def test_download_redirects_to_a_data_node_and_serves_the_bytes(base_url, archive, defects):
+def data_origin(url: str) -> str:
+    """The data-node host the sample archive at ``url`` sends downloads to."""
+    status, headers, _ = fetch(f"{url}/download/item-001/t.txt", follow=False)
+    if status != 302:  # an archive without item-001: ask for any listed file
+        raise AssertionError(status)
+    parts = urllib.parse.urlsplit(headers["Location"])
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+def test_download_redirects_to_a_data_node_on_another_host(base_url, archive, defects):
     identifier, name, data = _audio(archive, defects)
     status, headers, _ = fetch(f"{base_url}/download/{identifier}/{name}", follow=False)
     assert status == 302
     node, directory = data_node(identifier)
-    assert headers["Location"] == f"/{node}{directory}/{name}"
+    location = urllib.parse.urlsplit(headers["Location"])
+    assert location.path == f"/{node}{directory}/{name}"
+    api = urllib.parse.urlsplit(base_url)
+    assert location.scheme == "http" and (location.hostname, location.port) != (
+        api.hostname, api.port)
+    origin = f"http://{location.netloc}"
+    # Each host serves its own part only, and has its own robots.txt.
+    assert fetch(f"{base_url}/{node}{directory}/{name}")[0] == 404
+    assert fetch(f"{origin}/metadata/{identifier}")[0] == 404
+    assert fetch(f"{origin}/robots.txt")[2] != fetch(f"{base_url}/robots.txt")[2]
     status, headers, body = fetch(f"{base_url}/download/{identifier}/{name}")
     assert status == 200 and body == data
     assert int(headers["Content-Length"]) == len(data) and headers["Accept-Ranges"] == "bytes"
@@ -202,8 +220,9 @@ def test_unsatisfiable_range_is_416(base_url, archive, defects):
 
 def test_head_gives_length_without_a_body(base_url, archive, defects):
     identifier, name, data = _audio(archive, defects)
-    node, directory = data_node(identifier)  # urllib turns HEAD into GET on redirects
-    status, headers, body = fetch(f"{base_url}/{node}{directory}/{name}", method="HEAD")
+    status, headers, _ = fetch(f"{base_url}/download/{identifier}/{name}", follow=False)
+    # urllib turns HEAD into GET on redirects: ask the data node directly
+    status, headers, body = fetch(headers["Location"], method="HEAD")
     assert status == 200 and body == b"" and int(headers["Content-Length"]) == len(data)
 
 
@@ -221,7 +240,8 @@ def test_private_files_and_restricted_items_are_forbidden(base_url, defects, tmp
     with serving(tmp_path) as url:
         assert fetch(f"{url}/download/locked/a.txt")[0] == 403
         node, directory = data_node("locked")
-        assert fetch(f"{url}/{node}{directory}/a.txt")[0] == 403
+        write_item(tmp_path, "item-001", {"t.txt": b"x"})
+        assert fetch(f"{data_origin(url)}/{node}{directory}/a.txt")[0] == 403
 
 
 def test_unknown_things_are_404(base_url, defects):
@@ -246,6 +266,10 @@ def raw_get(url: str, path: str) -> int:
 def test_paths_outside_the_root_are_refused(big):
     root, url = big
     node, directory = data_node("item-001")
+    data = data_origin(url)
+    for path in [f"/{node}{directory}/../../../secret.txt",
+                 f"/{node}{directory}/..%2F..%2F..%2Fsecret.txt"]:
+        assert raw_get(data, path) in (404, 400), path
     for path in ["/download/item-001/../../secret.txt", "/download/item-001/..%2F..%2Fsecret.txt",
                  "/download/..%2Fsecret.txt/x", "/download/item-001/%2Fetc%2Fpasswd",
                  f"/{node}{directory}/../../../secret.txt",
@@ -257,8 +281,10 @@ def test_paths_outside_the_root_are_refused(big):
 
 def test_data_node_must_match_the_item(big):
     _, url = big
-    _, directory = data_node("item-001")
-    assert raw_get(url, f"/ia809999.us.archive.org{directory}/t.txt") in (404,)
+    node, directory = data_node("item-001")
+    data = data_origin(url)
+    assert raw_get(data, f"/ia809999.us.archive.org{directory}/t.txt") in (404,)
+    assert raw_get(data, f"/{node}{directory}/t.txt") == 200  # the control
 
 
 def test_robots_txt(base_url):
@@ -270,5 +296,15 @@ def test_binds_loopback_by_default(archive):
     server = make_server(archive)
     try:
         assert server.server_address[0] == "127.0.0.1"
+        assert server.data_node.server_address[0] == "127.0.0.1"
+        assert server.data_node.server_address[1] != server.server_address[1]
     finally:
         server.server_close()
+
+
+def test_the_data_node_can_be_another_loopback_address(tmp_path):
+    write_item(tmp_path, "item-001", {"t.txt": b"payload"})
+    with serving(tmp_path, data_host="127.0.0.2") as url:
+        origin = data_origin(url)
+        assert urllib.parse.urlsplit(origin).hostname == "127.0.0.2"
+        assert fetch(f"{url}/download/item-001/t.txt")[2] == b"payload"

@@ -6,10 +6,12 @@ Endpoints (the subset a crawler of archive.org uses):
 - ``/services/search/v1/scrape``: ``q``, ``fields``, ``count`` (100–10000), ``cursor``, ``sorts``.
 - ``/metadata/<identifier>``: the item's metadata and file list, every value a string; ``{}`` for
   an unknown identifier, as the real service answers.
-- ``/download/<identifier>/<name>``: a 302 to a data-node path, which serves the bytes with
-  ``Content-Length``, ``Range`` and ``HEAD`` support; private files and access-restricted items
-  answer 403.
-- ``/robots.txt``.
+- ``/download/<identifier>/<name>``: a 302 to a data-node path on a SECOND host (another
+  listener: by default another port of the same address, or another loopback address such as
+  127.0.0.2), as archive.org sends downloads to ``iaNNNNNN.us.archive.org``; the data node
+  serves the bytes with ``Content-Length``, ``Range`` and ``HEAD`` support; private files and
+  access-restricted items answer 403.
+- ``/robots.txt``, on each host its own.
 
 Only files listed in an item's ``_meta.json`` are ever served, and every path is resolved and
 checked to lie inside ``<root>/items``; ``truth/`` and ``defects.json`` are never reachable. The
@@ -45,6 +47,10 @@ Disallow: /report/
 Disallow: /private/
 Crawl-delay: 1
 """
+DATA_NODE_ROBOTS_TXT = """\
+User-agent: *
+Disallow: /private/
+"""
 SCRAPE_MIN_COUNT, SCRAPE_MAX_COUNT = 100, 10_000
 # archive.org's advanced search serves no result past the 10,000th (page × rows); the Scrape API
 # has no such limit. A test may set a smaller window (``make_server(search_window=…)``).
@@ -55,7 +61,7 @@ MIME = {".srt": "application/x-subrip", ".vtt": "text/vtt", ".txt": "text/plain;
         ".xml": "application/xml"}
 
 
-FAULT_KINDS = ("429", "503", "reset", "short", "drip")
+FAULT_KINDS = ("429", "503", "reset", "short", "drip", "header_drip")
 
 
 class FaultPlan:
@@ -65,16 +71,20 @@ class FaultPlan:
     first ``per_path`` requests of each path only, so every request succeeds eventually. Search and
     metadata requests get 429/503 faults; file downloads get any of ``kinds``:
     ``429`` (with Retry-After), ``503``, ``reset`` (connection reset mid-body), ``short`` (the
-    body ends before Content-Length), ``drip`` (the body trickles out slowly, but whole).
+    body ends before Content-Length), ``drip`` (the body trickles out slowly, but whole, in
+    ``drip_chunk``-byte pieces), ``header_drip`` (the status line and headers come one byte
+    every ``header_drip_s`` seconds: each read gets a byte well within any read timeout).
     """
 
     def __init__(self, rate: float, kinds=FAULT_KINDS, per_path: int = 2, seed: int = 0,
-                 drip_bytes_per_s: int = 1_000_000):
+                 drip_bytes_per_s: int = 1_000_000, drip_chunk: int = 16 * 1024,
+                 header_drip_s: float = 1.0):
         unknown = set(kinds) - set(FAULT_KINDS)
         if unknown:
             raise ValueError(f"unknown fault kinds: {sorted(unknown)}")
         self.rate, self.kinds, self.per_path, self.seed = rate, tuple(kinds), per_path, seed
-        self.drip_bytes_per_s = drip_bytes_per_s
+        self.drip_bytes_per_s, self.drip_chunk = drip_bytes_per_s, drip_chunk
+        self.header_drip_s = header_drip_s
         self._counts: dict[str, int] = {}
         self._lock = threading.Lock()
         self.injected: list[tuple[str, str]] = []  # (path, kind), for tests and logs
@@ -198,6 +208,8 @@ class Handler(BaseHTTPRequestHandler):
     faults: FaultPlan | None = None
     search_window = SEARCH_WINDOW
     quiet = True
+    data_node_origin: str | None = None  # on the API host: where downloads are redirected
+    robots_txt = ROBOTS_TXT  # the data-node host has its own
 
     # -- plumbing --------------------------------------------------------------------------
     def log_message(self, format: str, *args) -> None:  # noqa: A002 - stdlib signature
@@ -236,8 +248,15 @@ class Handler(BaseHTTPRequestHandler):
                 return self._send_body(int(fault), b"slow down", "text/plain",
                                        {"Retry-After": "1"} if fault == "429" else {})
             self._fault = fault
+            data_path = re.fullmatch(
+                r"/(ia80\d{4}\.us\.archive\.org)/\d+/items/([^/]+)/(.+)", path)
             if path == "/robots.txt":
-                self._send_body(200, ROBOTS_TXT.encode(), "text/plain")
+                self._send_body(200, self.robots_txt.encode(), "text/plain")
+            elif self.data_node_origin is None:  # the data-node host serves files only
+                if data_path:
+                    self._serve_file(*data_path.groups())
+                else:
+                    self._error(404, "not found")
             elif path == "/advancedsearch.php":
                 self._advancedsearch(params)
             elif path == "/services/search/v1/scrape":
@@ -246,8 +265,6 @@ class Handler(BaseHTTPRequestHandler):
                 self._metadata(m.group(1))
             elif m := re.fullmatch(r"/download/([^/]+)/(.+)", path):
                 self._download(m.group(1), m.group(2))
-            elif m := re.fullmatch(r"/(ia80\d{4}\.us\.archive\.org)/\d+/items/([^/]+)/(.+)", path):
-                self._serve_file(m.group(1), m.group(2), m.group(3))
             else:
                 self._error(404, "not found")
         except (BrokenPipeError, ConnectionResetError):
@@ -368,7 +385,7 @@ class Handler(BaseHTTPRequestHandler):
         if self._forbidden(*found):
             return self._error(403, "this file is not available")
         node, directory = data_node(identifier)
-        location = f"/{node}{directory}/{quote(name)}"
+        location = f"{self.data_node_origin}/{node}{directory}/{quote(name)}"
         self._send_body(302, b"", "text/plain", {"Location": location})
 
     def _serve_file(self, node: str, identifier: str, name: str) -> None:
@@ -394,17 +411,20 @@ class Handler(BaseHTTPRequestHandler):
         length = max(0, end - start + 1)
         ctype = MIME.get(path.suffix.lower()) or mimetypes.guess_type(path.name)[0] \
             or "application/octet-stream"
+        fault = getattr(self, "_fault", None)
         self.send_response(status)
         self.send_header("Content-Type", ctype)
         self.send_header("Content-Length", str(length))
         for k, v in headers.items():
             self.send_header(k, v)
-        self.end_headers()
+        if fault == "header_drip":
+            self._drip_headers()
+        else:
+            self.end_headers()
         if self.command == "HEAD":
             return
-        fault = getattr(self, "_fault", None)
         cut = length // 2 if fault in ("reset", "short") else length
-        chunk_size = 16 * 1024 if fault == "drip" else CHUNK
+        chunk_size = self.faults.drip_chunk if fault == "drip" else CHUNK
         with path.open("rb") as f:
             f.seek(start)
             remaining = cut
@@ -426,6 +446,16 @@ class Handler(BaseHTTPRequestHandler):
             self.close_connection = True
 
 
+    def _drip_headers(self) -> None:
+        """Send the buffered status line and headers one byte at a time."""
+        head = b"".join(self._headers_buffer) + b"\r\n"
+        self._headers_buffer = []
+        for i in range(len(head)):
+            self.wfile.write(head[i: i + 1])
+            self.wfile.flush()
+            time.sleep(self.faults.header_drip_s)
+
+
 def _parse_range(header: str, size: int) -> tuple[int, int] | None:
     """A single ``bytes=`` range as (first, last) inclusive, or None when unsatisfiable."""
     m = re.fullmatch(r"\s*bytes=(\d*)-(\d*)\s*", header)
@@ -444,25 +474,61 @@ def _parse_range(header: str, size: int) -> tuple[int, int] | None:
 DEFAULT_PORT = 8765  # `sample-archive serve` and the job runner's sample archive
 
 
+class SampleArchiveServer(ThreadingHTTPServer):
+    """The API host with its data-node host beside it: serving one serves both."""
+
+    daemon_threads = True
+    data_node: ThreadingHTTPServer
+
+    def serve_forever(self, poll_interval: float = 0.5) -> None:
+        thread = threading.Thread(target=self.data_node.serve_forever, name="sample-data-node",
+                                  daemon=True)
+        thread.start()
+        try:
+            super().serve_forever(poll_interval)
+        finally:
+            self.data_node.shutdown()
+            thread.join(timeout=5)
+
+    def server_close(self) -> None:
+        super().server_close()
+        self.data_node.server_close()
+
+
 def make_server(root: Path, host: str = "127.0.0.1", port: int = 0, quiet: bool = True,
-                faults: FaultPlan | None = None,
-                search_window: int = SEARCH_WINDOW) -> ThreadingHTTPServer:
-    """A ready server (not yet serving); ``port=0`` picks a free port."""
+                faults: FaultPlan | None = None, data_host: str | None = None,
+                data_robots: str = DATA_NODE_ROBOTS_TXT,
+                search_window: int = SEARCH_WINDOW) -> SampleArchiveServer:
+    """A ready server (not yet serving); ``port=0`` picks a free port. Downloads redirect to a
+    data-node listener on ``data_host`` (default: ``host``, on another free port); a crawl
+    whose allow-list must hold both names them in ``SPEECHCRAWL_ALLOWED_HOSTS``."""
     index = ItemIndex(root)
+    common = {"index": index, "quiet": quiet, "faults": faults}
+    data_handler = type("SampleDataNodeHandler", (Handler,), {**common, "robots_txt": data_robots})
+    data = ThreadingHTTPServer((data_host or host, 0), data_handler)
+    data.daemon_threads = True
+    d_host, d_port = data.server_address[:2]
     handler = type("SampleArchiveHandler", (Handler,),
-                   {"index": index, "quiet": quiet, "faults": faults,
+                   {**common, "data_node_origin": f"http://{d_host}:{d_port}",
                     "search_window": search_window})
-    server = ThreadingHTTPServer((host, port), handler)
-    server.daemon_threads = True
+    try:
+        server = SampleArchiveServer((host, port), handler)
+    except OSError:
+        data.server_close()
+        raise
+    server.data_node = data
     return server
 
 
 @contextmanager
 def serving(root: Path, host: str = "127.0.0.1", port: int = 0,
-            faults: FaultPlan | None = None,
+            faults: FaultPlan | None = None, data_host: str | None = None,
+            data_robots: str = DATA_NODE_ROBOTS_TXT,
             search_window: int = SEARCH_WINDOW) -> Iterator[str]:
-    """Serve ``root`` in a background thread; yield the base URL; stop on exit."""
-    server = make_server(root, host, port, faults=faults, search_window=search_window)
+    """Serve ``root`` (and its data node) in a background thread; yield the base URL; stop on
+    exit."""
+    server = make_server(root, host, port, faults=faults, data_host=data_host,
+                         data_robots=data_robots, search_window=search_window)
     thread = threading.Thread(target=server.serve_forever, name="sample-archive", daemon=True)
     thread.start()
     try:
