@@ -22,6 +22,7 @@ from align.metrics import cer
 from align.normalize import normalize
 from align.segment import TextLongerThanAudio, segment
 from align.transcripts import cue_spans, read_transcript, sentences
+from manifests.paths import remote_path
 
 SAMPLE_RATE = 16_000
 # Speaking rate used to guess whether an utterance would make a clip over the length limit.
@@ -180,7 +181,7 @@ def align_recording(job: RecordingJob, model: AcousticModel, config: FilterConfi
         clip_id = f"{job.key}-{seg.index:05d}"
         clip_path = None
         if verdict != "rejected":
-            path = clip_dir / job.source / job.item_id / f"{clip_id}.flac"
+            path = remote_path(clip_dir, job.source, job.item_id, f"{clip_id}.flac")
             write_flac(path, samples[int(start * SAMPLE_RATE): int(end * SAMPLE_RATE)])
             clip_path = str(path.relative_to(workdir))
         rows.append({

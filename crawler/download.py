@@ -17,7 +17,6 @@ import queue
 import re
 import threading
 import time
-import unicodedata
 import urllib.robotparser
 from collections import defaultdict
 from dataclasses import dataclass
@@ -64,25 +63,6 @@ class _Mismatch(_Retry):
 
 class _Fatal(Exception):
     """Retrying cannot help (403, 404, a disallowed redirect, over the size cap)."""
-
-def safe_relpath(name: str) -> Path:
-    """A remote file name as a relative path that cannot leave its directory.
-
-    A name that had to be changed gets a short hash of the original before its extension, so
-    two names that sanitise alike (``a?b.mp3``, ``a_b.mp3``) never share a path.
-    """
-    parts = []
-    for part in re.split(r"[/\\]+", unicodedata.normalize("NFC", name)):
-        part = re.sub(r"[\x00-\x1f\x7f]", "", part).strip()
-        part = re.sub(r"[^\w .()+,=@&'\[\]-]", "_", part)
-        part = part.lstrip(".") or "_"
-        parts.append(part[:200])
-    path = Path(*parts)
-    if str(path) != name:
-        tag = hashlib.sha1(name.encode("utf-8", "surrogatepass")).hexdigest()[:8]
-        path = path.with_name(f"{path.stem}~{tag}{path.suffix}" if path.suffix
-                              else f"{path.name}~{tag}")
-    return path
 
 
 def retry_after(value: str | None) -> float | None:

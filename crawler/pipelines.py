@@ -25,13 +25,14 @@ from twisted.internet import reactor
 from twisted.internet.defer import DeferredList
 from twisted.internet.threads import deferToThread
 
-from crawler.download import Downloader, safe_relpath
+from crawler.download import Downloader
 from crawler.hosts import crawl_allow_list
 from crawler.items import SourceItem
 from crawler.licenses import Decision, decide
 from crawler.sniff import is_audio, is_text
 from manifests import catalog as cat
 from manifests.parquet import table_from_rows, write_atomic
+from manifests.paths import remote_path
 from manifests.schema import ITEMS
 
 log = logging.getLogger(__name__)
@@ -256,11 +257,9 @@ class DownloadPipeline(_Pipeline):
         return d
 
     def _dest(self, item: SourceItem, name: str) -> Path:
-        base = (self.raw / item.source / safe_relpath(item.item_id).name).resolve()
-        dest = (base / safe_relpath(name)).resolve()
-        if not dest.is_relative_to(base):
-            raise ValueError(f"unsafe file name {name!r}")
-        return dest
+        """One directory per item and one file per remote name, whatever the names hold
+        (``manifests.paths``): never outside raw/, never shared by two items or files."""
+        return remote_path(self.raw.resolve(), item.source, item.item_id, name)
 
     def _fetch_one(self, item: SourceItem, f: cat.FileRow, spider) -> None:
         catalog: cat.Catalog = spider.catalog

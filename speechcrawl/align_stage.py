@@ -21,6 +21,7 @@ from align.models import load_model
 from align.recording import RecordingFailed, RecordingJob, align_recording
 from manifests.catalog import Catalog
 from manifests.parquet import table_from_rows, write_atomic
+from manifests.paths import remote_path
 from manifests.schema import CLIPS
 
 _worker: dict = {}
@@ -147,7 +148,8 @@ def _remove_outputs(workdir: Path, manifest: str | None) -> None:
     if not manifest or not (workdir / manifest).exists():
         return
     for clip in pq.read_table(workdir / manifest, columns=["clip_path"]).column(0).to_pylist():
-        if clip:
+        # a manifest written before paths were checked may name a file outside the workdir
+        if clip and (workdir / clip).resolve().is_relative_to(workdir.resolve()):
             (workdir / clip).unlink(missing_ok=True)
     (workdir / manifest).unlink()
 
@@ -172,7 +174,7 @@ def _record(catalog: Catalog, workdir: Path, job: RecordingJob, key: str, model:
                                   "clean": 0, "other": 0, "rejected": 0, "audio_s": None,
                                   "manifest": None})
         return
-    manifest = workdir / "manifests" / "clips" / f"{job.key}.parquet"
+    manifest = remote_path(workdir / "manifests" / "clips", f"{job.key}.parquet")
     write_atomic(table_from_rows(rows, CLIPS), manifest,
                  {"speechcrawl.filters": json.dumps(config.as_dict(), sort_keys=True),
                   "speechcrawl.model": json.dumps(model, sort_keys=True)})
