@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import http.server
 import json
 import os
 import shutil
@@ -10,7 +12,9 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
+import urllib.parse
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -330,3 +334,264 @@ def test_politeness_defaults_for_the_real_site(tmp_path):
     assert "contact:" in s.get("USER_AGENT")
     relaxed = crawl_settings(tmp_path, "http://127.0.0.1:8765")
     assert not relaxed.getbool("AUTOTHROTTLE_ENABLED") and relaxed.getfloat("DOWNLOAD_DELAY") == 0
+
+
+# -- archive.org as it really is: a programmable stand-in for the search and metadata APIs -------
+
+CC0 = "http://creativecommons.org/publicdomain/zero/1.0/"
+
+
+class FakeArchiveOrg:
+    """archive.org's search and metadata answers, programmable per test, on 127.0.0.1.
+
+    Scrape pages of ``page_size`` with the offset as cursor; ``scrape_errors[cursor]`` answers
+    that many ``{"error": …}`` first (``-1``: always; ``None`` key: the first page);
+    ``adv_empty_from``: advanced search pages from this one are empty whatever ``numFound``
+    says; ``metadata[id]``: the answer (a JSON-able value, or ``(status, bytes)``); ``blobs``:
+    bytes served under /download/<id>/<name>. Every request is logged."""
+
+    def __init__(self, ids: list[str], page_size: int = 2):
+        self.ids, self.page_size = list(ids), page_size
+        self.scrape_errors: dict = {}
+        self.adv_empty_from: int | None = None
+        self.metadata: dict = {}
+        self.blobs: dict[tuple[str, str], bytes] = {}
+        self.requests: list[tuple[str, dict]] = []
+
+    def good(self, identifier: str, files=None) -> dict:
+        return {"metadata": {"identifier": identifier, "title": identifier, "licenseurl": CC0,
+                             "mediatype": "audio"}, "files": files or []}
+
+    def answer(self, path: str, params: dict):
+        self.requests.append((path, params))
+        if path == "/services/search/v1/scrape":
+            cursor = params.get("cursor")
+            left = self.scrape_errors.get(cursor, 0)
+            if left:
+                self.scrape_errors[cursor] = left - 1 if left > 0 else left
+                return 200, {"error": "The search engine timed out: try again"}
+            start = int(cursor or 0)
+            body = {"items": [{"identifier": i} for i in self.ids[start:start + self.page_size]],
+                    "count": len(self.ids[start:start + self.page_size]), "total": len(self.ids)}
+            if start + self.page_size < len(self.ids):
+                body["cursor"] = str(start + self.page_size)
+            return 200, body
+        if path == "/advancedsearch.php":
+            rows, page = int(params["rows"]), int(params["page"])
+            start = (page - 1) * rows
+            docs = [] if self.adv_empty_from and page >= self.adv_empty_from else \
+                [{"identifier": i} for i in self.ids[start:start + rows]]
+            return 200, {"responseHeader": {"status": 0},
+                         "response": {"numFound": len(self.ids), "start": start, "docs": docs}}
+        if path.startswith("/metadata/"):
+            identifier = path.removeprefix("/metadata/")
+            found = self.metadata.get(identifier, self.good(identifier))
+            return found if isinstance(found, tuple) else (200, found)
+        if path.startswith("/download/"):
+            identifier, name = path.removeprefix("/download/").split("/", 1)
+            blob = self.blobs.get((identifier, name))
+            return (200, blob) if blob is not None else (404, b"")
+        return 404, b""
+
+    @contextlib.contextmanager
+    def serving(self):
+        fake = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_GET(self):  # noqa: N802
+                url = urllib.parse.urlsplit(self.path)
+                params = {k: v[0] for k, v in urllib.parse.parse_qs(url.query).items()}
+                status, body = fake.answer(urllib.parse.unquote(url.path), params)
+                data = body if isinstance(body, bytes) else json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread.start()
+        try:
+            yield f"http://127.0.0.1:{server.server_address[1]}"
+        finally:
+            server.shutdown()
+            server.server_close()
+
+    def searches(self) -> list[tuple[str, str | None]]:
+        return [(p.rsplit("/", 1)[-1], q.get("cursor") or q.get("page"))
+                for p, q in self.requests if "search" in p]
+
+
+def last_job(workdir: Path) -> sqlite3.Row:
+    with db(workdir) as conn:
+        return conn.execute("SELECT * FROM jobs ORDER BY job_id DESC LIMIT 1").fetchone()
+
+
+def changes(workdir: Path, what: str) -> list[str]:
+    with db(workdir) as conn:
+        return [r["item_id"] for r in conn.execute("SELECT * FROM changes WHERE what = ?",
+                                                    (what,))]
+
+
+def items_by_id(workdir: Path) -> dict[str, sqlite3.Row]:
+    with db(workdir) as conn:
+        return {r["item_id"]: r for r in conn.execute("SELECT * FROM items")}
+
+
+def test_malformed_metadata_never_loses_an_item(archive, tmp_path):
+    """Every identifier discovery returns reaches the catalog, with a reason when its metadata
+    is malformed; bad file entries are skipped with reasons while good files still download."""
+    item = next(p for p in (archive / "items").iterdir() if (p / "broadcast.mp3").exists())
+    audio, srt_bytes = (item / "broadcast.mp3").read_bytes(), (item / "broadcast.srt").read_bytes()
+
+    def entry(name, data, fmt):
+        return {"name": name, "format": fmt, "source": "original", "size": str(len(data)),
+                "md5": hashlib.md5(data).hexdigest()}
+
+    fake = FakeArchiveOrg([])
+    good_files = [entry("talk.mp3", audio, "VBR MP3"), entry("talk.srt", srt_bytes, "SubRip")]
+    bad_files = [{"name": 7, "format": "VBR MP3", "size": "10"},
+                 {"name": "x.srt", "format": "SubRip", "md5": ["a"]}, {"format": "SubRip"},
+                 "junk", None, {"name": "y.mp3", "format": "VBR MP3", "size": "big"},
+                 {"name": "z.mp3", "format": "VBR MP3", "length": "1e12", "size": "-1"}]
+    base = fake.good("x")["metadata"]
+    plants = {  # identifier → (answer, the reason expected, or None when accepted)
+        "files-null": ({"metadata": base, "files": None}, "malformed metadata: files is null"),
+        "files-missing": ({"metadata": base}, "files is missing"),
+        "files-dict": ({"metadata": base, "files": {"a": 1}}, "files is a dict"),
+        "files-string": ({"metadata": base, "files": "talk.mp3"}, "files is a str"),
+        "metadata-list": ({"metadata": ["x"], "files": []}, "metadata is a list"),
+        "metadata-null": ({"metadata": None, "files": []}, "metadata is missing"),
+        "not-json": ((200, b"<html>busy</html>"), "metadata unavailable: the answer is not JSON"),
+        "json-list": ([1, 2], "metadata unavailable: the answer is a list"),
+        "empty": ({}, "metadata unavailable: empty answer"),
+        "http-404": ((404, b"gone"), "metadata unavailable: HTTP 404"),
+        "dark": ({"is_dark": True, "metadata": base, "files": good_files}, "dark item"),
+        "dark-string": ({"is_dark": "true", "metadata": base, "files": good_files},
+                        "dark item"),
+        "restricted": ({"metadata": {**base, "access-restricted-item": "true"},
+                        "files": good_files}, "access-restricted item"),
+        "bad-files": ({"metadata": {**base, "title": {"en": "t"}, "creator": 42},
+                       "files": good_files + bad_files}, None),
+        "title-list": ({"metadata": {**base, "title": ["First", "Second"]}, "files": []}, None),
+    }
+    for identifier, (answer, _) in plants.items():
+        fake.metadata[identifier] = answer
+        fake.ids.append(identifier)
+    for identifier in ("dark", "dark-string", "restricted", "bad-files"):
+        fake.blobs[(identifier, "talk.mp3")] = audio
+        fake.blobs[(identifier, "talk.srt")] = srt_bytes
+    fake.ids.sort()
+    # A licenseurl of the wrong type: recorded, never a crash.
+    fake.metadata["license-int"] = {"metadata": {**base, "licenseurl": 4}, "files": []}
+    fake.ids.append("license-int")
+    with fake.serving() as url:
+        run_crawl(tmp_path, url)
+    items = items_by_id(tmp_path)
+    assert set(items) == set(fake.ids)
+    for identifier, (_, reason) in plants.items():
+        row = items[identifier]
+        if reason is None:
+            assert row["decision"] == "accepted", (identifier, dict(row))
+        else:
+            assert row["decision"] == "rejected" and reason in row["reason"], dict(row)
+    assert items["license-int"]["decision"] == "rejected" and items["license-int"]["reason"]
+    assert items["bad-files"]["title"] is None and items["bad-files"]["creator"] == "42"
+    assert items["title-list"]["title"] == "First"
+    with db(tmp_path) as conn:
+        rows = {(r["item_id"], r["name"]): r for r in conn.execute("SELECT * FROM files")}
+    for identifier in ("dark", "dark-string", "restricted"):  # skipped before any download
+        for name in ("talk.mp3", "talk.srt"):
+            r = rows[(identifier, name)]
+            assert r["status"] == "skipped" and r["attempts"] == 0 and not r["local_path"]
+        assert not any(p == f"/download/{identifier}/talk.mp3" for p, _ in fake.requests)
+    assert rows[("bad-files", "talk.mp3")]["status"] == "downloaded"
+    assert rows[("bad-files", "talk.srt")]["status"] == "downloaded"
+    bad = {n: r["reason"] for (i, n), r in rows.items() if i == "bad-files" and
+           n not in ("talk.mp3", "talk.srt")}
+    assert all(reason.startswith("malformed file entry") for reason in bad.values()), bad
+    assert {"x.srt", "y.mp3", "z.mp3"} <= set(bad) and len(bad) == len(bad_files)
+    job = last_job(tmp_path)
+    assert job["status"] == "finished", dict(job)
+
+    # The next crawl cannot read a known item: it keeps what was stored, and says so.
+    fake.metadata["title-list"] = (503, b"")
+    fake.requests.clear()
+    with fake.serving() as url:
+        run_crawl(tmp_path, url, "--set", "RETRY_TIMES=0")
+    assert items_by_id(tmp_path)["title-list"]["decision"] == "accepted"
+    assert "title-list" in changes(tmp_path, "metadata unreadable")
+    assert not changes(tmp_path, "item gone from the source")
+
+
+def test_a_scrape_failure_mid_way_resumes_from_the_failed_cursor(tmp_path):
+    fake = FakeArchiveOrg([f"item-{i}" for i in range(6)])
+    fake.scrape_errors["2"] = 2  # the second page fails twice, then answers
+    with fake.serving() as url:
+        run_crawl(tmp_path, url)
+    assert fake.searches() == [("scrape", None), ("scrape", "2"), ("scrape", "2"),
+                               ("scrape", "2"), ("scrape", "4")]
+    assert set(items_by_id(tmp_path)) == set(fake.ids)
+    assert last_job(tmp_path)["status"] == "finished"
+
+    # Failing for good mid-way: no restart at page 1, no fallback, nothing marked gone.
+    fake.scrape_errors["2"] = -1
+    fake.requests.clear()
+    with fake.serving() as url:
+        run_crawl(tmp_path, url)
+    assert fake.searches() == [("scrape", None)] + [("scrape", "2")] * 3
+    job = last_job(tmp_path)
+    assert job["status"] == "incomplete"
+    assert "cursor 2" in json.loads(job["stats"])["discovery_incomplete"]
+    assert not changes(tmp_path, "item gone from the source")
+
+
+def test_an_empty_advanced_search_page_before_numfound_is_not_the_end(tmp_path):
+    fake = FakeArchiveOrg([f"item-{i}" for i in range(6)])
+    with fake.serving() as url:
+        run_crawl(tmp_path, url)
+    fake.scrape_errors[None] = -1  # the Scrape API is down: advanced search it is
+    fake.adv_empty_from = 2
+    fake.requests.clear()
+    with fake.serving() as url:
+        run_crawl(tmp_path, url, "--set", "SPEECHCRAWL_ADVANCEDSEARCH_ROWS=2")
+    assert [s for s in fake.searches() if s[0] != "scrape"] == [
+        ("advancedsearch.php", "1"), ("advancedsearch.php", "2")]
+    job = last_job(tmp_path)
+    assert job["status"] == "incomplete"
+    assert "empty at 2 of 6" in json.loads(job["stats"])["discovery_incomplete"]
+    assert not changes(tmp_path, "item gone from the source")
+
+
+def test_advanced_search_stops_at_its_result_window_without_marking_anything_gone(
+        crawled, archive, tmp_path):
+    """The sample archive's advanced search answers RANGE_OUT_OF_BOUNDS past its window (set
+    small here; 10,000 on archive.org): discovery is incomplete, not finished."""
+    workdir = Path(shutil.copytree(crawled, tmp_path / "w"))
+    with serving(archive, search_window=4) as url:
+        run_crawl(workdir, url, "--set", "SPEECHCRAWL_SCRAPE_PAGE=50",  # refused: 100-10000
+                  "--set", "SPEECHCRAWL_ADVANCEDSEARCH_ROWS=2")
+    job = last_job(workdir)
+    stats = json.loads(job["stats"])
+    assert job["status"] == "incomplete" and "RANGE_OUT_OF_BOUNDS" in \
+        stats["discovery_incomplete"]
+    assert stats["items_discovered"] == 4
+    assert not changes(workdir, "item gone from the source")
+
+
+def test_a_sudden_large_drop_is_refused_and_a_small_one_is_recorded(tmp_path):
+    fake = FakeArchiveOrg([f"item-{i:02d}" for i in range(10)], page_size=100)
+    with fake.serving() as url:
+        run_crawl(tmp_path, url)
+        fake.ids = fake.ids[:7]  # 30 % gone at once: an index hiccup, not a mass deletion
+        run_crawl(tmp_path, url)
+        job = last_job(tmp_path)
+        assert job["status"] == "suspicious" and json.loads(job["stats"])["gone_refused"] == 3
+        assert not changes(tmp_path, "item gone from the source")
+        run_crawl(tmp_path, url, "--set", "SPEECHCRAWL_MAX_GONE_FRACTION=0.5")
+        assert sorted(changes(tmp_path, "item gone from the source")) == \
+            ["item-07", "item-08", "item-09"]
+        assert last_job(tmp_path)["status"] == "finished"
