@@ -71,12 +71,15 @@ URLS = {"CC0-1.0": "https://creativecommons.org/publicdomain/zero/1.0/",
         PD_DEDICATION: "https://creativecommons.org/licenses/publicdomain/",
         US_GOVERNMENT: "https://www.usa.gov/government-works"}
 
-# Free-text statements, tried on normalised lower-case text (never on URLs).
+# Free-text statements, tried on normalised lower-case text (never on URLs), whole: a name
+# inside a longer sentence ("our other works are CC0") says nothing about this one.
+_GOV = r"(?:u\.?s\.?|us|united states)(?: federal)? government"
 TEXT_PUBLIC_DOMAIN: list[tuple[re.Pattern, str]] = [
-    (re.compile(r"\b(cc0|cc zero|creative commons zero)\b"), "CC0-1.0"),
-    (re.compile(r"\bpublic domain mark\b"), "CC-PDM-1.0"),
-    (re.compile(r"\b(united states|u\.s\.|us) government work\b|\bwork of the (us|u\.s\.|united "
-                r"states) (federal )?government\b"), US_GOVERNMENT),
+    (re.compile(r"^(?:cc0|cc zero|creative commons zero|creative commons cc0)(?: 1\.0)?"
+                r"(?: universal)?(?: \(cc0 1\.0\))?(?: public domain dedication)?$"), "CC0-1.0"),
+    (re.compile(r"^(?:creative commons )?public domain mark(?: 1\.0)?$"), "CC-PDM-1.0"),
+    (re.compile(rf"^(?:this (?:work|recording|item|video|audio) is )?(?:an? )?(?:{_GOV} work|"
+                rf"work of the {_GOV})(?: \(public domain\))?$"), US_GOVERNMENT),
 ]
 TEXT_CC = re.compile(r"^(?:creative commons |cc[ -])?((?:attribution|by)(?:[ -](?:non-?commercial|"
                      r"nc|no ?deriv(?:ative)?s|nd|share-? ?alike|sa))*)[ -]+(\d\.\d)"
@@ -282,13 +285,13 @@ def parse_url(value: str) -> License | str:
 
 def _parse_text(value: str) -> License | None:
     text = re.sub(r"\s+", " ", value.strip().lower()).strip(" .")
-    text = re.sub(r"^(licensed under|license:|licence:)\s*", "", text)
+    text = re.sub(r"^(?:licensed under|released under|license:|licence:)\s*(?:the )?", "", text)
     if len(text) <= MAX_TEXT_LICENSE_CHARS and (m := TEXT_CC.match(text)):
         return _cc_from_text(m.group(1), m.group(2), m.group(3))
-    if NEGATION.search(text):
+    if len(text) > MAX_TEXT_LICENSE_CHARS or NEGATION.search(text):
         return None
     for pattern, spdx in TEXT_PUBLIC_DOMAIN:
-        if pattern.search(text):
+        if pattern.match(text):
             return _public_domain(spdx)
     return None
 

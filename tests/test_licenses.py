@@ -14,7 +14,7 @@ from crawler.licenses import (
     parse_statement,
 )
 from crawler.sample_archive.plan import LICENSE_FORMS
-from manifests.licenses import CC_PORTS, acceptable_spdx, cc_spdx
+from manifests.licenses import CC_PORTS, US_GOVERNMENT, acceptable_spdx, cc_spdx
 
 
 @pytest.mark.parametrize("form", sorted(LICENSE_FORMS))
@@ -442,3 +442,25 @@ def test_the_license_plants_reach_their_outcomes_in_a_real_crawl(tmp_path):
              pq.read_table(tmp_path / "default" / "manifests" / "items.parquet").to_pylist()}
     assert {i for i, w in want.items() if w["decision"] == "accepted"} <= found
     assert all(got[i]["decision"] == want[i]["decision"] for i in found)
+
+
+@pytest.mark.parametrize("text, spdx", [
+    ("CC0", "CC0-1.0"), ("CC0 1.0 Universal", "CC0-1.0"), ("Creative Commons Zero", "CC0-1.0"),
+    ("Licensed under CC0.", "CC0-1.0"), ("CC0 1.0 Universal (CC0 1.0) Public Domain Dedication",
+                                         "CC0-1.0"),
+    ("Public Domain Mark 1.0", "CC-PDM-1.0"), ("U.S. Government Work", US_GOVERNMENT),
+    ("This recording is a work of the United States government", US_GOVERNMENT),
+])
+def test_public_domain_names_in_words_are_read_whole(text, spdx):
+    d = decide({"licenseurl": text})
+    assert (d.decision, d.spdx) == ("accepted", spdx), d.reason
+
+
+@pytest.mark.parametrize("text", [
+    "Our other works are CC0", "CC0 for the transcript; ask us about the audio",
+    "see the public domain mark on our site", "formerly a US government work",
+    "CC0 does not apply", "Not a U.S. Government Work",
+])
+def test_a_public_domain_name_inside_a_sentence_is_not_a_dedication(text):
+    d = decide({"licenseurl": text})
+    assert d.decision == "rejected" and d.spdx is None
