@@ -91,6 +91,9 @@ PORT_NAMES = {"generic": None, "unported": None, "international": None, "united 
               "australia": "au", "austria": "at", "england and wales": "uk", "uk": "uk",
               "japan": "jp", "igo": "igo"}
 
+# Letters that look Latin in other scripts (Cyrillic, Greek), read as the Latin ones.
+LOOKALIKES = str.maketrans("аеорсухіјѕԁԛԝАВЕКМНОРСТХІЈЅοαεικνρτυχΑΒΕΗΙΚΜΝΟΡΤΥΧ",
+                           "aeopcyxijsdqwABEKMHOPCTXIJSoaeiknptuxABEHIKMNOPTYX")
 # What statements say in words, read over their tokens (lower-case ASCII letters and digits
 # joined by single spaces: "By-NC_ND", "NonCommercial" and "non–commercial" all tokenise to
 # something these match). Every gap is bounded, so each search is linear.
@@ -99,7 +102,7 @@ _USE_ONLY = r"(?:personal|private|educational|education|research|academic|schola
             r"classroom|nonprofit|non profit|internal)"
 _SIGNAL_WORDS: list[tuple[str, list[str]]] = [
     ("non-commercial", [
-        r"\bnon ?commercial", r"\bnc\b", r"\bno ?commercial",
+        r"\bnon ?commercial", r"\bnc\b", r"bync|ncnd|ndnc", r"\bno ?commercial",
         r"\bnot " + _GAP % 6 + r"commercial",
         r"\bcommercial(?:ly)? " + _GAP % 6 + r"(?:prohibited|forbidden|excluded|restricted|"
         r"not permitted|not allowed|requires? " + _GAP % 3 + r"permission)",
@@ -110,7 +113,7 @@ _SIGNAL_WORDS: list[tuple[str, list[str]]] = [
         r"\bfor " + _USE_ONLY + r" (?:use|uses|purposes?)\b",
     ]),
     ("no-derivatives", [
-        r"\bnd\b", r"\bno ?deriv", r"\bnon ?deriv",
+        r"\bnd\b", r"bynd", r"\bno ?deriv", r"\bnon ?deriv",
         r"\bderivatives? " + _GAP % 3 + r"(?:prohibited|forbidden|not permitted|not allowed)",
         r"\bno (?:modifications?|alterations?|changes|edits|editing|adaptations?|remix[a-z]*)\b",
         r"\b(?:may|must|can|shall|should) not be " + _GAP % 2 + r"(?:modified|altered|edited|"
@@ -184,10 +187,13 @@ class Decision:
 
 
 def tokens(text: str) -> str:
-    """``text`` as lower-case ASCII words joined by single spaces (accents and zero-width or
-    punctuation characters dropped), so wording is matched whatever its spelling."""
-    folded = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode().lower()
-    return " ".join(re.findall(r"[a-z0-9]+", folded))
+    """``text`` as lower-case ASCII words joined by single spaces, so wording is matched
+    whatever its spelling: Cyrillic and Greek look-alike letters read as the Latin ones, accents,
+    zero-width and punctuation characters dropped, letters split from digits ("nc4" is "nc 4")
+    except in ordinals ("2nd" stays one word, not "nd")."""
+    folded = unicodedata.normalize("NFKD", text.translate(LOOKALIKES))
+    folded = folded.encode("ascii", "ignore").decode().lower()
+    return " ".join(re.findall(r"[0-9]+(?:st|nd|rd|th)(?![a-z])|[0-9]+|[a-z]+", folded))
 
 
 def normalise_url(value: str) -> str:

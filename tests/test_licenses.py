@@ -229,7 +229,7 @@ WORDED = [
     ("non\u200bcommercial use", NC), ("Nón-commercial", NC), ("Non commercial use only", NC),
     ("For non-commercial purposes", NC), ("noncommercial purposes only", NC),
     ("No commercial use", NC), ("Not for commercial use", NC),
-    ("Not to be used for any commercial purpose", NC), ("not for commercial distribution", NC),
+    ("not for commercial distribution", NC),
     ("Commercial use is prohibited.", NC), ("commercial use strictly prohibited", NC),
     ("Commercial use of this recording is not permitted", NC),
     ("Commercial use requires prior written permission", NC),
@@ -238,6 +238,8 @@ WORDED = [
     ("Personal use only", NC), ("For educational use only", NC),
     ("Educational purposes only", NC), ("for research purposes only", NC),
     ("Only for private and educational use", NC), ("Attribution Non-Commercial", NC),
+    ("n\u043en-c\u043emmercial", NC), ("\u039dC", NC), ("CC-BY-NC4.0", NC), ("ccbyncnd", NC),
+    ("Not to be used for any commercial purpose", NC), ("CCBYND", ND), ("by-nd4.0", ND),
     ("No derivatives", ND), ("NoDerivs", ND), ("No Derivative Works", ND), ("ND", ND),
     ("by-nd", ND), ("no_derivatives", ND), ("No modifications", ND), ("no alterations", ND),
     ("May not be modified", ND), ("must not be altered or edited", ND), ("Do not edit", ND),
@@ -279,6 +281,7 @@ def test_an_nc_or_nd_license_beside_a_permissive_one_rejects(statement, kind):
     "You may use, modify and sell this recording", "Please credit Jane Doe, Springfield Radio",
     "Recorded at the Commercial Street studio", "Derivative works welcome",
     "This work is not in the public domain; it is licensed CC BY.",
+    "2nd edition, recorded on the 3rd floor", "Remastered 22nd May",
 ])
 def test_statements_that_restrict_nothing_keep_a_permissive_license(rights):
     d = decide({"licenseurl": BY4, "rights": rights})
