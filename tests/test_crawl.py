@@ -595,3 +595,72 @@ def test_a_sudden_large_drop_is_refused_and_a_small_one_is_recorded(tmp_path):
         assert sorted(changes(tmp_path, "item gone from the source")) == \
             ["item-07", "item-08", "item-09"]
         assert last_job(tmp_path)["status"] == "finished"
+
+
+# -- a full disk ---------------------------------------------------------------------------------
+
+@contextlib.contextmanager
+def small_tmpfs(path: Path, size: str):
+    """A tmpfs of ``size`` at ``path`` (needs root and mount permission); None when not
+    allowed here."""
+    path.mkdir(parents=True)
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)],
+                             capture_output=True, timeout=30).returncode == 0
+    try:
+        yield path if mounted else None
+    finally:
+        if mounted:
+            subprocess.run(["umount", "-l", str(path)], capture_output=True, timeout=30)
+
+
+def _limit_file_size(limit: int):
+    def apply():  # in the child: writes past ``limit`` fail with EFBIG instead of killing it
+        import resource
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+    return apply
+
+
+def _assert_failed_consistently(workdir: Path, result) -> None:
+    assert result.returncode != 0, result.stderr[-2000:]
+    last = result.stderr.strip().splitlines()[-1]
+    assert "could not write" in last and any(
+        why in last for why in ("No space left", "disk is full", "too large", "I/O error")), last
+    with db(workdir) as conn:  # what was written is consistent: verified files only
+        rows = conn.execute("SELECT * FROM files WHERE status = 'downloaded'").fetchall()
+        job = conn.execute("SELECT * FROM jobs ORDER BY job_id DESC LIMIT 1").fetchone()
+    assert job["status"] in ("failed", "running"), dict(job)  # "running": even that write failed
+    for r in rows:
+        assert md5(workdir / r["local_path"]) == r["md5"]
+
+
+def test_a_disk_full_crawl_exits_non_zero_and_the_next_run_completes(crawled, archive, tmp_path):
+    with small_tmpfs(tmp_path / "disk", "1500k") as disk:
+        if disk is None:
+            pytest.skip("mount -t tmpfs is not permitted here; the RLIMIT_FSIZE test covers "
+                        "the same path")
+        workdir = disk / "w"
+        with serving(archive) as url:
+            result = subprocess.run(crawl_cmd(workdir, url), capture_output=True, text=True,
+                                    timeout=600)
+            _assert_failed_consistently(workdir, result)
+            remount = subprocess.run(["mount", "-o", "remount,size=64m", str(disk)],
+                                     capture_output=True, timeout=30)
+            assert remount.returncode == 0, remount.stderr
+            run_crawl(workdir, url)
+        assert file_states(workdir) == file_states(crawled)
+        assert last_job(workdir)["status"] == "finished"
+        assert not list(workdir.rglob("*.part"))
+
+
+def test_a_crawl_whose_writes_fail_exits_non_zero_and_the_next_run_completes(
+        crawled, archive, tmp_path):
+    """The same with RLIMIT_FSIZE (no mount needed): every write past 400 kB fails (EFBIG)."""
+    workdir = tmp_path / "w"
+    with serving(archive) as url:
+        result = subprocess.run(crawl_cmd(workdir, url), capture_output=True, text=True,
+                                timeout=600, preexec_fn=_limit_file_size(400_000))
+        _assert_failed_consistently(workdir, result)
+        run_crawl(workdir, url)
+    assert file_states(workdir) == file_states(crawled)
+    assert not list(workdir.rglob("*.part"))
