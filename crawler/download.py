@@ -222,9 +222,9 @@ class Downloader:
                     hasher.update(chunk)
         if size is not None and have == size and size > 0:
             return hasher.hexdigest(), have  # complete before an interruption
-        with self._total, deadline.Deadline(self.grace_s) as clock:
+        with deadline.Deadline(self.grace_s) as clock:
             try:
-                resp, slot = self._open(url, have, clock)
+                resp, release = self._open(url, have, clock)
             except (requests.RequestException, urllib3.exceptions.HTTPError, OSError):
                 if clock.expired:
                     raise _Retry(f"deadline: no response within {self.grace_s:g} s") from None
@@ -238,7 +238,7 @@ class Downloader:
                 raise
             finally:
                 resp.close()
-                slot.release()
+                release()
 
     def _receive(self, resp: requests.Response, part: Path, size: int | None, have: int,
                  hasher, clock: deadline.Deadline) -> tuple[str, int]:
@@ -249,7 +249,7 @@ class Downloader:
                 raise _Retry("the server sent another range than the one asked for")
         stated = resp.headers.get("Content-Length", "")
         todo = size - have if size is not None else \
-            int(stated) if stated.isascii() and stated.isdigit() else None
+            int(stated) if stated.isascii() and stated.isdigit() and len(stated) < 20 else None
         budget = self._budget(todo)
         clock.extend(budget)
         started = time.monotonic()
@@ -269,37 +269,46 @@ class Downloader:
                          f"({budget:g} s)")
         return hasher.hexdigest(), nbytes
 
-    def _open(self, url: str, offset: int, clock: deadline.Deadline
-              ) -> tuple[requests.Response, threading.BoundedSemaphore]:
+    def _hold(self, host: str, port: int):
+        """Take a slot on ``host:port``, then one of the global ones; return their release.
+        In that order, so no thread holds a global slot while it waits for a busy host."""
+        slot = self._slot(host, port)
+        slot.acquire()
+        self._total.acquire()
+
+        def release() -> None:
+            self._total.release()
+            slot.release()
+        return release
+
+    def _open(self, url: str, offset: int, clock: deadline.Deadline):
         """Follow redirects by hand, checking each hop as the client will connect (allow-list,
         robots.txt of that origin) and re-sending ``Range`` to whichever host the hop is on.
-        Returns the final response with its host's download slot held."""
+        Returns the final response and the release of its host's download slot, held."""
         headers = {"Range": f"bytes={offset}-"} if offset else {}
         for _ in range(MAX_REDIRECTS + 1):
             if why := refusal(url, self.allowed_hosts):
                 raise _Fatal(why)
             if not self._robots_allow(url):
                 raise _Fatal(f"disallowed by robots.txt: {url}")
-            _, host, port = connect_target(url)
-            slot = self._slot(host, port)
-            slot.acquire()
+            release = self._hold(*connect_target(url)[1:])
             try:
                 clock.restart(self.grace_s)  # waiting for the slot is not the server's time
                 resp = self.session.get(url, headers=headers, stream=True,
                                         allow_redirects=False, timeout=self.timeout)
             except BaseException:
-                slot.release()
+                release()
                 raise
             if not resp.is_redirect:
                 try:
                     _check_status(resp)
                 except BaseException:
                     resp.close()
-                    slot.release()
+                    release()
                     raise
-                return resp, slot
+                return resp, release
             resp.close()
-            slot.release()
+            release()
             url = urljoin(url, resp.headers["Location"])
         raise _Fatal(f"more than {MAX_REDIRECTS} redirects")
 

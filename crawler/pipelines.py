@@ -240,6 +240,9 @@ class DownloadPipeline(_Pipeline):
             backoff_max=s.getfloat("SPEECHCRAWL_BACKOFF_MAX"),
             per_host=s.getint("SPEECHCRAWL_DOWNLOADS_PER_HOST"),
             max_total=s.getint("SPEECHCRAWL_DOWNLOADS_TOTAL"),
+            grace_s=s.getfloat("SPEECHCRAWL_DOWNLOAD_GRACE_S"),
+            min_bytes_per_s=s.getfloat("SPEECHCRAWL_DOWNLOAD_MIN_RATE"),
+            max_attempt_s=s.getfloat("SPEECHCRAWL_DOWNLOAD_MAX_ATTEMPT_S"),
             obey_robots=s.getbool("ROBOTSTXT_OBEY"))
         self.raw = Path(spider.workdir) / "raw"
 

@@ -63,6 +63,12 @@ SPEECHCRAWL_MAX_FILE_BYTES = 4 * 1024**3
 SPEECHCRAWL_DOWNLOAD_RETRIES = 5
 SPEECHCRAWL_DOWNLOADS_PER_HOST = 2  # per host connected to: a data node after the redirect
 SPEECHCRAWL_DOWNLOADS_TOTAL = 6  # over all hosts at once
+# Each download attempt: headers within GRACE_S of each request, then the bytes at no less than
+# MIN_RATE on average (after GRACE_S), by a deadline of max(GRACE_S, bytes left / MIN_RATE)
+# capped at MAX_ATTEMPT_S; past either, the attempt is abandoned and resumed by the next.
+SPEECHCRAWL_DOWNLOAD_GRACE_S = 60.0
+SPEECHCRAWL_DOWNLOAD_MIN_RATE = 16 * 1024  # bytes per second
+SPEECHCRAWL_DOWNLOAD_MAX_ATTEMPT_S = 4 * 3600.0
 SPEECHCRAWL_PROGRESS_INTERVAL = 10.0  # seconds between progress lines
 SPEECHCRAWL_SCRAPE_PAGE = 1000  # Scrape API page size (100-10000)
 # Slow wildcard queries: the official client (internetarchive's Search) waits 300 s for a page.
@@ -94,5 +100,6 @@ RELAXED = {
     "SPEECHCRAWL_BACKOFF_MAX": 3.0,
     "SPEECHCRAWL_DOWNLOADS_PER_HOST": 4,
     "SPEECHCRAWL_DOWNLOADS_TOTAL": 8,
+    "SPEECHCRAWL_DOWNLOAD_GRACE_S": 5.0,
     "SPEECHCRAWL_PROGRESS_INTERVAL": 2.0,
 }

@@ -6,6 +6,7 @@ import hashlib
 import os
 import re
 import socket
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -327,9 +328,11 @@ def test_crafted_urls_and_redirects_never_reach_another_host(tmp_path, outsider)
     assert len(seen) == 1
 
 
-def scrapy_crawl(workdir, base_url: str, env: dict | None = None) -> subprocess.CompletedProcess:
+def scrapy_crawl(workdir, base_url: str, env: dict | None = None,
+                 *extra: str) -> subprocess.CompletedProcess:
     cmd = [sys.executable, "-m", "speechcrawl.cli", "crawl", "archive_org", "--workdir",
-           str(workdir), "--base-url", base_url, "--set", "RETRY_TIMES=0"]
+           str(workdir), "--base-url", base_url, "--query", "identifier:*", "--set",
+           "RETRY_TIMES=0", *extra]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=300,
                           env=env or {k: v for k, v in os.environ.items()
                                       if k != "SPEECHCRAWL_CONTACT"})
@@ -614,3 +617,62 @@ def test_download_slots_are_per_data_node_with_a_global_cap(tmp_path):
     assert [r.status for r in results] == ["downloaded"] * 9
     assert max(Counting.peak.values()) == 1  # one at a time on each data node
     assert Counting.total[1] == 2  # the global cap, reached: slots are not the API host's
+
+
+class HugeLength(BaseHTTPRequestHandler):
+    """States a 5,000-digit Content-Length (int() refuses it), then sends a short body."""
+
+    def do_GET(self):  # noqa: N802
+        self.send_response(200)
+        self.send_header("Content-Length", "9" * 5000)
+        self.end_headers()
+        self.wfile.write(b"short")
+        self.close_connection = True
+
+    def log_message(self, *args):
+        pass
+
+
+def test_a_stated_length_is_a_hint_not_a_crash(tmp_path):
+    server = ThreadingHTTPServer(("127.0.0.1", 0), HugeLength)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        r = downloader(obey_robots=False, retries=1, grace_s=0.5).fetch(
+            f"http://127.0.0.1:{server.server_address[1]}/f", tmp_path / "f", size=None,
+            md5=None)
+    finally:
+        server.shutdown()
+        server.server_close()
+    # A recorded outcome, never an exception: the bytes as they came, the length ignored.
+    assert r.status == "downloaded" and (tmp_path / "f").read_bytes() == b"short"
+
+
+# -- whole crawls: the pipeline's downloader under the same rules --------------------------------
+
+def file_rows(workdir) -> list[dict]:
+    conn = sqlite3.connect(f"file:{workdir / 'catalog.sqlite'}?mode=ro", uri=True)
+    conn.row_factory = sqlite3.Row
+    with conn:
+        return [dict(r) for r in conn.execute("SELECT * FROM files")]
+
+
+def test_a_crawl_follows_data_nodes_on_a_second_address_only_when_named(archive, tmp_path):
+    faults = FaultPlan(rate=0.4, kinds=("header_drip",), per_path=1, seed=3, header_drip_s=0.5)
+    env = {**os.environ, "SPEECHCRAWL_CONTACT": "tests@example.org"}
+    with serving(archive, data_host="127.0.0.2", faults=faults) as url:
+        started = time.monotonic()
+        named = scrapy_crawl(tmp_path / "named", url, env, "--set",
+                             "SPEECHCRAWL_ALLOWED_HOSTS=127.0.0.1,127.0.0.2", "--set",
+                             "SPEECHCRAWL_DOWNLOAD_GRACE_S=1")
+        took = time.monotonic() - started
+        unnamed = scrapy_crawl(tmp_path / "unnamed", url, env)
+    assert named.returncode == 0 and unnamed.returncode == 0, named.stderr[-2000:]
+    assert ("header_drip" in {k for _, k in faults.injected}) and took < 240
+    rows = file_rows(tmp_path / "named")
+    assert any(r["status"] == "downloaded" for r in rows)
+    assert not [r for r in rows if r["status"] == "failed" and r["reason"] and any(
+        w in r["reason"] for w in ("deadline", "not allowed", "robots"))]
+    refused = [r for r in file_rows(tmp_path / "unnamed") if r["status"] == "failed"]
+    assert refused and all(r["reason"] == "host not allowed: 127.0.0.2" for r in refused
+                           if "403" not in (r["reason"] or ""))
+    assert not [r for r in file_rows(tmp_path / "unnamed") if r["status"] == "downloaded"]
