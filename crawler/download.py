@@ -30,7 +30,7 @@ from crawler import deadline
 from crawler.hosts import connect_target, refusal
 
 CHUNK = 256 * 1024  # reading back a partial file
-READ = 64 * 1024  # the most one read from the network returns; it returns what has arrived
+READ = 256 * 1024  # the most one read from the network returns; it returns what has arrived
 MAX_REDIRECTS = 5
 ROBOTS_MAX_BYTES = 512 * 1024
 # An attempt slower than this on average (after a grace period) is abandoned and resumed later,
