@@ -4,6 +4,11 @@ Numbers, years, ordinals, money, percentages and times become words (``num2words
 abbreviations are expanded, ``&`` becomes "and", and everything else that is not a letter, an
 apostrophe or a space goes. The result is what a CTC model's vocabulary can express; the raw
 text is always kept beside it by the caller.
+
+Linear in the text: a number is matched only from its first digit (a lookbehind), so a long run
+of digits is scanned once, and a number longer than ``MAX_WORDED_DIGITS`` is read digit by digit
+(as a serial or a phone number is said) instead of being handed to ``int`` and ``num2words``,
+which are quadratic in the digits and overflow.
 """
 
 from __future__ import annotations
@@ -29,21 +34,33 @@ CURRENCIES = {"$": ("dollar", "dollars", "cent", "cents"),
               "£": ("pound", "pounds", "penny", "pence"), "€": ("euro", "euros", "cent", "cents")}
 
 _NUM = r"\d{1,3}(?:,\d{3})+|\d+"
+_START = r"(?<![\d,])"  # a number's first digit, not one inside it
+# Up to hundreds of trillions in words; longer digit strings are read digit by digit.
+MAX_WORDED_DIGITS = 15
+DIGITS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
 
 
 def _words(n: int | float, **kw) -> str:
     return num2words(n, lang="en", **kw)
 
 
+def _cardinal(digits: str, **kw) -> str:
+    """A written integer ("1,234", "007") in words, or its digits one by one when long."""
+    digits = digits.replace(",", "")
+    if len(digits) > MAX_WORDED_DIGITS:
+        return " ".join(DIGITS[int(d)] for d in digits)
+    return _words(int(digits), **kw)
+
+
 def _money(m: re.Match) -> str:
     one, many, sub_one, sub_many = CURRENCIES[m.group(1)]
-    whole = int(m.group(2).replace(",", ""))
+    whole = m.group(2).replace(",", "")
     cents = int(m.group(3).ljust(2, "0")) if m.group(3) else 0  # "$3.5" is 50 cents
     scale = m.group(4)
     if scale:  # "$2 million", "$1.25 billion"
         amount = _number(m.group(2) + (f".{m.group(3)}" if m.group(3) else ""))
         return f"{amount} {scale} {many}"
-    out = f"{_words(whole)} {one if whole == 1 else many}"
+    out = f"{_cardinal(whole)} {one if whole.lstrip('0') == '1' else many}"
     if cents:
         out += f" {_words(cents)} {sub_one if cents == 1 else sub_many}"
     return out
@@ -52,12 +69,10 @@ def _money(m: re.Match) -> str:
 def _number(text: str) -> str:
     if "." in text:
         whole, frac = text.split(".")
-        return f"{_words(int(whole.replace(',', '')))} point " + " ".join(
-            _words(int(d)) for d in frac)
-    n = int(text.replace(",", ""))
-    if "," not in text and 1100 <= n <= 2099 and len(text) == 4:
-        return _words(n, to="year")
-    return _words(n)
+        return f"{_cardinal(whole)} point " + " ".join(DIGITS[int(d)] for d in frac)
+    if "," not in text and len(text) == 4 and 1100 <= int(text) <= 2099:
+        return _words(int(text), to="year")
+    return _cardinal(text)
 
 
 def expand(text: str) -> str:
@@ -66,17 +81,17 @@ def expand(text: str) -> str:
     text = text.replace("\u2019", "'").replace("\u2018", "'")
     text = re.sub(r"([$£€])\s?(" + _NUM + r")(?:\.(\d{1,2}))?(?:\s(million|billion|thousand))?",
                   _money, text)
-    text = re.sub(r"(" + _NUM + r"(?:\.\d+)?)\s?%", lambda m: _number(m.group(1)) + " percent",
-                  text)
-    text = re.sub(r"\b(\d+)(st|nd|rd|th)\b", lambda m: _words(int(m.group(1)), to="ordinal"),
+    text = re.sub(_START + r"(" + _NUM + r"(?:\.\d+)?)\s?%",
+                  lambda m: _number(m.group(1)) + " percent", text)
+    text = re.sub(r"\b(\d+)(st|nd|rd|th)\b", lambda m: _cardinal(m.group(1), to="ordinal"),
                   text)
     text = re.sub(r"\b(a|p)\.m\.", lambda m: f"{m.group(1)} m", text, flags=re.I)
     text = re.sub(r"\bSt\.(?=\s+[A-Z])", "saint", text)
     text = INITIALISMS.sub(lambda m: " ".join(m.group(1).replace(".", "")), text)
     for abbr, full in ABBREVIATIONS.items():
         text = re.sub(rf"(?<![\w.]){re.escape(abbr)}", full, text, flags=re.I)
-    text = re.sub(r"(?<![\d.])(?:" + _NUM + r")(?:\.\d+)?(?!\d)", lambda m: _number(m.group(0)),
-                  text)
+    text = re.sub(r"(?<![\d.])(?:" + _NUM + r")(?:\.\d+)?(?!\d)",
+                  lambda m: _number(m.group(0)), text)
     text = text.replace("&", " and ")
     return text
 

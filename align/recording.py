@@ -21,17 +21,26 @@ from align.filters import FilterConfig, tier
 from align.metrics import cer
 from align.normalize import normalize
 from align.segment import TextLongerThanAudio, segment
-from align.transcripts import cue_spans, read_transcript, sentences
+from align.transcripts import TranscriptError, cue_spans, read_transcript, sentences
 from manifests.paths import remote_path
 
 SAMPLE_RATE = 16_000
 # Speaking rate used to guess whether an utterance would make a clip over the length limit.
 EXPECTED_CHARS_PER_S = 14.0
 NEXT_TO_S = 1.0  # how much audio beside a clip is listened to for speech its text lacks
+# More transcript characters per second of audio than anyone speaks (fast speech is ~20): such a
+# text cannot be the recording's, and is refused before any step whose cost grows with it.
+MAX_TEXT_CHARS_PER_S = 60.0
+# Transcript bytes per second of audio, markup included: word-timed WebVTT in UTF-16 of fast
+# speech stays below a third of this. A larger file is refused before it is parsed (below
+# TRANSCRIPT_BYTES_FLOOR parsing costs nothing, and the text is measured against the audio).
+MAX_TRANSCRIPT_BYTES_PER_S = 1000.0
+TRANSCRIPT_BYTES_FLOOR = 1 << 16
 
 
 class RecordingFailed(Exception):
-    """The reason this recording gave no clips (recorded, and the batch goes on)."""
+    """The reason this recording gave no clips (recorded, and the batch goes on). Raised for
+    what the input caused, so the failure is permanent: the same input fails the same way."""
 
 
 @dataclass(frozen=True)
@@ -116,9 +125,23 @@ def align_recording(job: RecordingJob, model: AcousticModel, config: FilterConfi
         samples = decode(job.audio_path, job.expected_s)
     except DecodeError as exc:
         raise RecordingFailed(str(exc)) from None
-    transcript = read_transcript(job.transcript_path)
+    duration = len(samples) / SAMPLE_RATE
+    size = job.transcript_path.stat().st_size
+    if size > max(duration * MAX_TRANSCRIPT_BYTES_PER_S, TRANSCRIPT_BYTES_FLOOR):
+        raise RecordingFailed(f"transcript too large: {size} bytes for {duration:.1f} s of audio "
+                              f"(at most {MAX_TRANSCRIPT_BYTES_PER_S:g} a second)")
+    try:
+        transcript = read_transcript(job.transcript_path)
+    except TranscriptError as exc:
+        raise RecordingFailed(str(exc)) from None
     if not transcript.text:
         raise RecordingFailed("empty transcript: no spoken words in it")
+    if duration < config.min_duration_s:
+        raise RecordingFailed(f"audio too short: {duration:.3f} s, less than the shortest clip "
+                              f"({config.min_duration_s:g} s)")
+    if len(transcript.text) > duration * MAX_TEXT_CHARS_PER_S:
+        raise RecordingFailed(f"text longer than audio: {len(transcript.text)} characters for "
+                              f"{duration:.1f} s (at most {MAX_TEXT_CHARS_PER_S:g} a second)")
     raw_utts = utterances(transcript.text, config)
     vocab = model.info.vocab
     pairs = [(raw, normalize(raw, upper=vocab.upper)) for raw in raw_utts]
@@ -133,7 +156,6 @@ def align_recording(job: RecordingJob, model: AcousticModel, config: FilterConfi
     except ValueError as exc:
         raise RecordingFailed(f"alignment failed: {exc}") from None
 
-    duration = len(samples) / SAMPLE_RATE
     spans = cue_spans(transcript, [raw for raw, _ in pairs])
     suspect = outside_cues(segments, spans, config)
     recording_language = _language(transcript.text)

@@ -384,19 +384,22 @@ def _md5(path: Path) -> str:
         return hashlib.file_digest(f, "md5").hexdigest()
 
 
-def _read_text(path: Path) -> str:
-    data = path.read_bytes()
-    for enc in ("utf-8-sig", "utf-16", "cp1252"):
-        try:
-            return data.decode(enc)
-        except UnicodeDecodeError:
-            continue
-    return data.decode("latin-1")
+def _read_text(path: Path) -> str | None:
+    """The transcript's text, decoded as the align stage decodes it; None when it is larger
+    than the align stage reads (it records why), so nothing here costs more than that."""
+    from align.transcripts import TranscriptError, decode, read_bytes  # the one decoder
+
+    try:
+        return decode(read_bytes(path))
+    except TranscriptError:
+        return None
 
 
 def transcript_end(path: Path) -> float | None:
     """The end time of the last cue of an SRT or VTT file; None for untimed or unreadable."""
     text = _read_text(path)
+    if text is None:
+        return None
     try:
         if path.suffix.lower() == ".srt":
             ends = [s.end.total_seconds() for s in srt.parse(text)]
@@ -412,6 +415,8 @@ def transcript_end(path: Path) -> float | None:
 def asr_by_content(path: Path) -> str | None:
     """Signs in the text itself that a caption was made by speech recognition."""
     text = _read_text(path)
+    if text is None:
+        return None
     if "<c>" in text and path.suffix.lower() == ".vtt":
         return "word-timed <c> tags: YouTube automatic captions"
     if path.suffix.lower() == ".vtt" and "Kind: captions" in text and "Language:" in text and \

@@ -8,6 +8,7 @@ import hashlib
 import json
 import multiprocessing
 import os
+import re
 import sys
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -51,7 +52,28 @@ def _init(model: str, device: str, config: FilterConfig | None,
     _worker.update(model=load_model(model, device), config=config)
 
 
-INTERNAL = "internal error: "  # failures that are ours, not the recording's: retried
+# Failures that are ours, not the recording's (a bug, memory, a full disk, a dead worker) are
+# retried by later runs, up to MAX_INTERNAL_ATTEMPTS in all for the same inputs; then recorded as
+# failed for good. The count lives in the reason: "internal error (attempt 2 of 3): …".
+# What the input causes raises RecordingFailed and is never retried.
+INTERNAL = "internal error: "
+MAX_INTERNAL_ATTEMPTS = 3
+_ATTEMPT = re.compile(r"internal error(?: \(attempt (\d+) of \d+\))?: ")
+# A recording whose worker died because another one killed it: not its failure, not recorded.
+NOT_ATTEMPTED = "not attempted: a worker process died while aligning another recording"
+
+
+def internal_attempts(reason: str | None) -> int:
+    """How many runs in a row failed these inputs with an internal error that is retried."""
+    m = _ATTEMPT.match(reason or "")
+    return int(m.group(1) or 1) if m else 0
+
+
+def _count_attempt(reason: str, attempt: int) -> str:
+    detail = reason.removeprefix(INTERNAL)
+    if attempt >= MAX_INTERNAL_ATTEMPTS:
+        return f"internal error ({attempt} attempts): {detail}"
+    return f"internal error (attempt {attempt} of {MAX_INTERNAL_ATTEMPTS}): {detail}"
 
 
 def _run(job: RecordingJob, workdir: Path) -> tuple[RecordingJob, list[dict] | None, str | None]:
@@ -91,26 +113,33 @@ def run_align(workdir: Path, model: str = "wav2vec2-base-960h", device: str = "c
                   job.license_family, job.attribution, job.asr_caption]
         key = hashlib.sha1(json.dumps(inputs, default=str).encode()).hexdigest()
         done = catalog.alignment(r["source"], r["item_id"], r["audio"])
-        if done is None or done["input_key"] != key or (done["reason"] or "").startswith(
-                INTERNAL):
-            todo.append((job, key))
+        tried = internal_attempts(done["reason"]) if done and done["input_key"] == key else 0
+        if done is None or done["input_key"] != key or 0 < tried < MAX_INTERNAL_ATTEMPTS:
+            todo.append((job, key, tried))
     _forget_stale(catalog, workdir, current)
     totals = {"recordings": len(todo), "failed": 0, "clean": 0, "other": 0, "rejected": 0,
               "hours": 0.0}
     if not todo:
         print("align: nothing to do", file=out)
         return totals
-    keys = {job.key: key for job, key in todo}
+    keys = {job.key: key for job, key, _ in todo}
+    tried = {job.key: n for job, _, n in todo}
     if workers > 1:
         threads = max(1, (os.cpu_count() or 1) // workers)
         # spawn, not fork: a parent that touched CUDA cannot fork workers that use it.
         pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
                                    initializer=_init, initargs=(model, device, config, threads))
-        results = _pooled(pool, [j for j, _ in todo], workdir)
+        results = _pooled(pool, [j for j, _, _ in todo], workdir)
     else:
-        pool, results = None, (_run(j, workdir) for j, _ in todo)
+        pool, results = None, (_run(j, workdir) for j, _, _ in todo)
     try:
         for n, (job, rows, reason) in enumerate(results, 1):
+            if reason == NOT_ATTEMPTED:  # retried next run, its attempts not counted
+                print(f"align [{n}/{len(todo)}] {job.item_id}/{job.audio_file}: {reason}",
+                      file=out, flush=True)
+                continue
+            if reason is not None and reason.startswith(INTERNAL):
+                reason = _count_attempt(reason, tried[job.key] + 1)
             _record(catalog, workdir, job, keys[job.key], model_record(info), config, rows,
                     reason, totals)
             print(f"align [{n}/{len(todo)}] {job.item_id}/{job.audio_file}: "
@@ -125,14 +154,18 @@ def run_align(workdir: Path, model: str = "wav2vec2-base-960h", device: str = "c
 
 
 def _pooled(pool: ProcessPoolExecutor, jobs: list[RecordingJob], workdir: Path):
-    """Results in order; a worker that dies (killed for memory, say) fails its recordings
-    with an internal error, retried next run, instead of ending the batch."""
+    """Results in order; a worker that dies (killed for memory, say) ends the pool instead of
+    the batch. The first unfinished recording (the likeliest cause) fails with an internal
+    error, retried a bounded number of times; the others are not attempted this run, so a
+    recording that kills its worker cannot use up the attempts of those queued behind it."""
     futures = [pool.submit(_run, job, workdir) for job in jobs]
+    broken = False
     for job, fut in zip(jobs, futures, strict=True):
         try:
             yield fut.result()
         except BrokenProcessPool as exc:
-            yield job, None, f"{INTERNAL}worker process died ({exc})"
+            yield job, None, NOT_ATTEMPTED if broken else f"{INTERNAL}worker process died ({exc})"
+            broken = True
 
 
 def _forget_stale(catalog: Catalog, workdir: Path, current: set[tuple]) -> None:
