@@ -304,6 +304,18 @@ CHECKS = {
     "access_restricted": lambda a, m, d: m["metadata"]["access-restricted-item"] == "true",
     "no_transcript": lambda a, m, d: not any(
         f["format"] in ("SubRip", "Web Video Text Tracks", "Text") for f in m["files"]),
+    # archive.org as it really is (indices 24-29)
+    "dark_item": lambda a, m, d: m["is_dark"] is True and bool(m["files"]),
+    "access_restricted_item": lambda a, m, d: m["metadata"]["access-restricted-item"] == "true",
+    "length_mm_ss": lambda a, m, d: re.fullmatch(r"\d\d:[0-5]\d", entry(m, d["file"])["length"])
+    is not None,
+    "metadata_source_file": lambda a, m, d: entry(m, d["file"])["source"] == "metadata" and
+    entry(m, d["file"])["format"] == "Text",
+    "malformed_file_size": lambda a, m, d: not entry(m, d["file"])["size"].isdigit(),
+    "malformed_file_md5": lambda a, m, d: not isinstance(entry(m, d["file"])["md5"], str),
+    "malformed_file_name": lambda a, m, d: any(not isinstance(f.get("name"), str)
+                                               for f in m["files"]),
+    "files_null": lambda a, m, d: m["files"] is None,
 }
 
 
@@ -341,3 +353,28 @@ def test_default_archive_size_and_license_forms(tmp_path):
     assert {v["form"] for v in facts["licenses"].values()} == set(LICENSE_FORMS)
     for d in facts["defects"]:
         _check(root, d)
+
+
+def test_archive_org_plants_build_alone_and_are_really_defective(archive, tmp_path):
+    """``build(only=…)`` makes exactly those items, each byte-identical to its copy in a full
+    archive; the plants at 24-29 are what their defects say."""
+    one = build(tmp_path / "one", only=[2], workers=1)
+    item = next(p.name for p in (archive / "items").iterdir() if p.name.endswith("-0002"))
+    assert tree_digest(one / "items") == {k: v for k, v in tree_digest(archive / "items").items()
+                                          if k.startswith(item + "/")}
+    plants = build(tmp_path / "plants", only=list(range(24, 30)), workers=2)
+    facts = json.loads((plants / "defects.json").read_text())
+    assert facts["build"]["only"] == list(range(24, 30)) and len(facts["licenses"]) == 6
+    kinds = {d["kind"] for d in facts["defects"]}
+    assert {"dark_item", "access_restricted_item", "length_mm_ss", "metadata_source_file",
+            "malformed_file_size", "malformed_file_md5", "malformed_file_name",
+            "files_null"} <= kinds
+    for d in facts["defects"]:
+        _check(plants, d)
+
+
+def test_archive_org_own_files_are_listed_with_source_metadata(archive):
+    for identifier, meta in metas(archive).items():
+        own = {f["name"]: f for f in meta["files"] if f["source"] == "metadata"}
+        assert set(own) == {f"{identifier}_meta.xml", f"{identifier}_files.xml"}
+        assert all(f["format"] == "Metadata" for f in own.values())
