@@ -7,9 +7,9 @@ import csv
 import html
 import io
 import json
-import os
-import shutil
 from pathlib import Path
+
+from manifests import outdir
 
 BAR = "#2f6f9f"
 BLOCK = "#b3261e"
@@ -145,12 +145,16 @@ def _csv(rows: list[dict], fields: list[str]) -> str:
     return buf.getvalue()
 
 
-def write_report(audit: dict, out: Path) -> Path:
-    """Write the report directory; an existing one is replaced only once the new one is whole."""
-    out = Path(out)
-    tmp = out.with_name(f".{out.name}.tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
+def write_report(audit: dict, out: Path, workdir: Path | None = None) -> Path:
+    """Write the report directory, which appears whole or not at all. An existing ``out`` is
+    replaced only when it is an earlier audit report (``manifests.outdir``); never the
+    workdir or a directory holding anything else."""
+    with outdir.replacing(out, "audit", workdir) as tmp:
+        _write_files(audit, tmp)
+    return Path(out)
+
+
+def _write_files(audit: dict, tmp: Path) -> None:
     files = {
         "index.html": render_html(audit),
         "audit.json": json.dumps(audit, indent=2, ensure_ascii=False) + "\n",
@@ -165,14 +169,4 @@ def write_report(audit: dict, out: Path) -> Path:
                                                        "source_url", "license", "license_url"]),
     }
     for name, text in files.items():
-        path = tmp / name
-        path.write_text(text, encoding="utf-8")
-        with path.open("rb") as f:
-            os.fsync(f.fileno())
-    old = out.with_name(f".{out.name}.old")
-    if out.exists():
-        shutil.rmtree(old, ignore_errors=True)
-        out.rename(old)
-    tmp.rename(out)
-    shutil.rmtree(old, ignore_errors=True)
-    return out
+        (tmp / name).write_text(text, encoding="utf-8")

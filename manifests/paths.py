@@ -43,6 +43,10 @@ class UnsafePath(ValueError):
     """A remote name that cannot be given a path (not text, or the path would be too long)."""
 
 
+class NotAWorkdir(FileNotFoundError):
+    """The directory given as a workdir is missing or was never crawled into."""
+
+
 def safe_name(name: str) -> str:
     """One remote name as one path component; the same name always gives the same component.
 
@@ -91,9 +95,9 @@ def existing_workdir(workdir: Path) -> Path:
     created (a mistyped path must not become a new, empty workdir)."""
     workdir = Path(workdir)
     if not workdir.is_dir():
-        raise FileNotFoundError(f"workdir {workdir} does not exist (run `speechcrawl crawl "
+        raise NotAWorkdir(f"workdir {workdir} does not exist (run `speechcrawl crawl "
                                 f"--workdir {workdir}` first, or check the path)")
     if not (workdir / "catalog.sqlite").is_file():
-        raise FileNotFoundError(f"{workdir} is not a speechcrawl workdir: it has no "
+        raise NotAWorkdir(f"{workdir} is not a speechcrawl workdir: it has no "
                                 "catalog.sqlite (run `speechcrawl crawl` into it first)")
     return workdir

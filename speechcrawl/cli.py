@@ -14,6 +14,7 @@ from pathlib import Path
 
 from crawler.sample_archive.server import DEFAULT_PORT
 from crawler.settings import ARCHIVE_ORG_BASE_URL
+from manifests.paths import NotAWorkdir, existing_workdir
 
 
 def _sample_archive_build(args: argparse.Namespace) -> int:
@@ -66,7 +67,7 @@ def _release(args: argparse.Namespace) -> int:
     from manifests.release import ReleaseConfig, build_release
 
     config = ReleaseConfig.from_toml(Path(args.config)) if args.config else ReleaseConfig()
-    out = build_release(Path(args.workdir), args.version,
+    out = build_release(existing_workdir(Path(args.workdir)), args.version,
                         Path(args.previous) if args.previous else None, config,
                         out=Path(args.out) if args.out else None,
                         workers=args.workers or min(os.cpu_count() or 1, 8), force=args.force)
@@ -82,13 +83,16 @@ def _audit(args: argparse.Namespace) -> int:
 
     from manifests.audit import build_audit
     from manifests.audit_report import write_report
+    from manifests.outdir import check_out
 
-    workdir = Path(args.workdir)
+    workdir = existing_workdir(Path(args.workdir))
+    if args.out:
+        check_out(Path(args.out), "audit", workdir)  # before the work, not after it
     audit = build_audit(workdir, Path(args.release) if args.release else None)
     tag = audit["release"]["version"] if audit["release"] else \
         datetime.date.fromisoformat(audit["generated_at"][:10]).isoformat()
     out = write_report(audit, Path(args.out) if args.out else
-                       workdir / "reports" / f"audit-{tag}")
+                       workdir / "reports" / f"audit-{tag}", workdir)
     gate = audit["gate"]
     print(f"audit written to {out / 'index.html'} ({len(audit['items'])} items, "
           f"{gate['blockers']} blocking and {gate['warnings']} other findings)")
@@ -105,7 +109,8 @@ def _align(args: argparse.Namespace) -> int:
     from speechcrawl.align_stage import run_align
 
     overrides = read_overrides(Path(args.filters)) if args.filters else None
-    totals = run_align(Path(args.workdir), args.model, args.device, args.workers, overrides)
+    totals = run_align(existing_workdir(Path(args.workdir)), args.model, args.device,
+                       args.workers, overrides)
     print(f"align: {totals['recordings']} recordings ({totals['failed']} failed), clips: "
           f"{totals['clean']} clean, {totals['other']} other, {totals['rejected']} rejected")
     return 0
@@ -113,9 +118,12 @@ def _align(args: argparse.Namespace) -> int:
 
 def _export(args: argparse.Namespace) -> int:
     from manifests.exports import export
+    from manifests.outdir import check_out
 
-    summary = export(args.format, Path(args.workdir), Path(args.out), tiers=args.tier or
-                     ["clean"], include_asr_captions=args.include_asr_captions,
+    workdir = existing_workdir(Path(args.workdir))
+    check_out(Path(args.out), "export", workdir)  # before the work, not after it
+    summary = export(args.format, workdir, Path(args.out),
+                     tiers=args.tier or ["clean"], include_asr_captions=args.include_asr_captions,
                      against_recordings=args.against_recordings)
     print(f"export {summary.format}: {summary.clips} clips ({summary.hours:.2f} h) in "
           f"{summary.out}")
@@ -238,7 +246,8 @@ def main(argv: list[str] | None = None) -> int:
         print("speechcrawl: interrupted", file=sys.stderr)
         return 130
     except Exception as exc:  # one line for the user; the traceback goes to the workdir log
-        where = _log_traceback(args)
+        # not even a log file goes into a directory that is not a workdir
+        where = None if isinstance(exc, NotAWorkdir) else _log_traceback(args)
         print(f"speechcrawl {args.command}: {exc}" + (f" (details: {where})" if where else ""),
               file=sys.stderr)
         return 2
@@ -249,8 +258,9 @@ def _log_traceback(args: argparse.Namespace) -> Path | None:
     if not workdir:
         return None
     log = Path(workdir) / "speechcrawl.log"
+    if not log.parent.is_dir():  # a mistyped workdir is not created just to hold a log
+        return None
     try:
-        log.parent.mkdir(parents=True, exist_ok=True)
         with log.open("a", encoding="utf-8") as f:
             f.write(f"--- speechcrawl {' '.join(sys.argv[1:])}\n{traceback.format_exc()}")
     except OSError:

@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
@@ -108,3 +109,130 @@ def test_demo_runs_the_whole_pipeline_on_the_sample_archive(tmp_path):
         samples = row["audio"].get_all_samples()
         assert samples.sample_rate == 16000
         assert samples.data.shape[-1] / 16000 == pytest.approx(clean[row["id"]], abs=0.002)
+
+
+# -- the workdir must exist; --out replaces only speechcrawl's own output ------------------------
+
+def speechcrawl(*argv, env=None) -> subprocess.CompletedProcess:
+    return subprocess.run(SPEECHCRAWL + [str(a) for a in argv], capture_output=True, text=True,
+                          timeout=600, env=env)
+
+
+# what reading a workdir may change: SQLite's WAL files, and the log of the failure
+BOOKKEEPING = {"catalog.sqlite", "catalog.sqlite-wal", "catalog.sqlite-shm", "speechcrawl.log"}
+
+
+def snapshot(root: Path) -> dict[str, tuple[int, int]]:
+    return {str(p.relative_to(root)): (p.lstat().st_size, p.lstat().st_mtime_ns)
+            for p in sorted(root.rglob("*")) if p.name not in BOOKKEEPING}
+
+
+def one_line_error(result: subprocess.CompletedProcess, *words: str) -> str:
+    assert result.returncode != 0, result.stdout
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    for w in words:
+        assert w in lines[0], lines[0]
+    return lines[0]
+
+
+NEEDS_A_WORKDIR = {
+    "align": ["align", "--model", "demo"],
+    "release": ["release", "--version", "v1"],
+    "audit": ["audit"],
+    "export": ["export", "hf", "--out", "OUT"],
+}
+
+
+@pytest.mark.parametrize("command", NEEDS_A_WORKDIR)
+def test_a_missing_or_foreign_workdir_is_an_error_and_is_not_created(command, tmp_path):
+    argv = [str(tmp_path / "out") if a == "OUT" else a for a in NEEDS_A_WORKDIR[command]]
+    typo = tmp_path / "typo" / "work"
+    one_line_error(speechcrawl(*argv, "--workdir", typo), "does not exist")
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("mine")
+    one_line_error(speechcrawl(*argv, "--workdir", tmp_path / "mine"), "no catalog.sqlite")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mine"]  # no typo/, no out/
+    assert [p.name for p in (tmp_path / "mine").iterdir()] == ["notes.txt"]
+
+
+@pytest.fixture(scope="module")
+def workdir(aligned, tmp_path_factory) -> Path:
+    """A copy of the aligned workdir: these tests point --out at it on purpose."""
+    import shutil
+
+    return Path(shutil.copytree(aligned, tmp_path_factory.mktemp("outs") / "work"))
+
+
+def out_args(command: str, workdir: Path, out: Path) -> list:
+    return {"audit": ["audit", "--workdir", workdir, "--out", out],
+            "release": ["release", "--workdir", workdir, "--version", "v1", "--out", out,
+                        "--force"],
+            "export": ["export", "hf", "--workdir", workdir, "--out", out]}[command]
+
+
+@pytest.mark.parametrize("command", ["audit", "release", "export"])
+@pytest.mark.parametrize("target", ["user-dir", "workdir", "above-workdir", "in-raw",
+                                    "in-manifests", "file", "home", "other-output"])
+def test_out_never_replaces_what_speechcrawl_did_not_make(command, target, workdir, tmp_path):
+    from manifests.outdir import mark
+
+    env = dict(os.environ)
+    user = tmp_path / "user"
+    (user / "sub").mkdir(parents=True)
+    (user / "sub" / "thesis.tex").write_text("years of work")
+    out = {"user-dir": user, "workdir": workdir, "above-workdir": workdir.parent,
+           "in-raw": workdir / "raw" / "out", "in-manifests": workdir / "manifests",
+           "file": user / "sub" / "thesis.tex", "home": tmp_path / "home",
+           "other-output": tmp_path / "other"}[target]
+    if target == "home":
+        out.mkdir()  # empty, and still refused: it is $HOME
+        env["HOME"] = str(out)
+    if target == "other-output":  # another command's output (a release, say) is not ours
+        out.mkdir()
+        (out / "data.bin").write_bytes(b"x")
+        mark(out, "sample-archive" if command != "audit" else "release")
+    before, before_work = snapshot(tmp_path), snapshot(workdir)
+    line = one_line_error(speechcrawl(*out_args(command, workdir, out), env=env), "--out",
+                          "not writing there")
+    assert snapshot(tmp_path) == before and snapshot(workdir) == before_work, line
+    assert not (workdir / "raw" / "out").exists()
+
+
+@pytest.mark.parametrize("command", ["audit", "release", "export"])
+def test_out_replaces_an_earlier_output_of_the_same_command_whole(command, workdir, tmp_path):
+    from manifests.outdir import MARKER
+
+    out = tmp_path / "out"
+    first = speechcrawl(*out_args(command, workdir, out))
+    assert first.returncode in (0, 1), first.stderr  # audit: 1 when its gate fails
+    assert json.loads((out / MARKER).read_text()) == {"made_by": f"speechcrawl {command}"}
+    (out / "stale.txt").write_text("left by the earlier run")
+    again = out_args(command, workdir, out)
+    if command == "release":  # different content, so --force really replaces it
+        (tmp_path / "small.toml").write_text("[release]\nmax_shard_bytes = 200000\n")
+        again += ["--config", tmp_path / "small.toml"]
+    second = speechcrawl(*again)
+    assert second.returncode == first.returncode, second.stderr
+    assert not (out / "stale.txt").exists() and (out / MARKER).is_file()
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        ["out"] + (["small.toml"] if command == "release" else []))  # no temporaries left
+
+
+def test_an_output_inside_another_output_is_refused(workdir, tmp_path):
+    from manifests.outdir import MARKER, OutputRefused, check_out, mark
+
+    (tmp_path / "rel").mkdir()
+    mark(tmp_path / "rel", "release")
+    with pytest.raises(OutputRefused, match="inside .*speechcrawl release"):
+        check_out(tmp_path / "rel" / "audit", "audit")
+    with pytest.raises(OutputRefused, match="root or the home"):
+        check_out(Path("/"), "export")
+    (tmp_path / "fake").mkdir()
+    (tmp_path / "fake" / "x").write_text("x")
+    (tmp_path / "fake" / MARKER).symlink_to(tmp_path / "rel" / MARKER)  # a marker by link
+    with pytest.raises(OutputRefused, match="did not make"):
+        check_out(tmp_path / "fake", "release")
+    (tmp_path / "link").symlink_to(workdir)
+    with pytest.raises(OutputRefused, match="workdir"):
+        check_out(tmp_path / "link", "export", workdir)

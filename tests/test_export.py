@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -19,6 +20,7 @@ import soundfile as sf
 
 from align.audio import decode
 from manifests.exports import ExportError, export
+from manifests.paths import safe_name
 
 SPEECHCRAWL = [sys.executable, "-m", "speechcrawl.cli"]
 PROVENANCE = ["source", "item_id", "audio_file", "start_s", "end_s", "tier", "score", "cer",
@@ -171,7 +173,7 @@ def test_nemo_against_recordings_cuts_the_same_audio(aligned, tmp_path):
         assert e["offset"] == r["start_s"]
         assert e["duration"] == pytest.approx(r["end_s"] - r["start_s"], abs=1e-6)
         path = Path(e["audio_filepath"])
-        assert path.is_absolute() and path.name == r["audio_file"]
+        assert path.is_absolute() and path.name == safe_name(r["audio_file"])
         if path not in decoded:
             decoded[path] = decode(path)  # as align decoded it
         recording = decoded[path]
@@ -266,6 +268,7 @@ def test_an_empty_selection_is_a_one_line_error(aligned, tmp_path):
     workdir = tmp_path / "work"
     manifest = workdir / "manifests" / "clips" / "clips.parquet"
     manifest.parent.mkdir(parents=True)
+    shutil.copy(aligned / "catalog.sqlite", workdir)  # the CLI wants a workdir, not a typo
     table = pq.read_table(aligned / "manifests" / "clips")
     rejected = table.filter(pc.equal(table["tier"].cast("string"), "rejected"))
     assert rejected.num_rows > 0
@@ -292,9 +295,14 @@ def test_never_replaces_a_directory_that_is_not_an_export(aligned, tmp_path):
     precious = tmp_path / "mine" / "thesis.tex"
     precious.parent.mkdir()
     precious.write_text("years of work")
-    with pytest.raises(ExportError, match="not a speechcrawl export"):
+    with pytest.raises(ExportError, match="speechcrawl export did not make"):
         export("nemo", aligned, precious.parent)
     assert precious.read_text() == "years of work"
+    with pytest.raises(ExportError, match="is the workdir"):
+        export("nemo", aligned, aligned)
+    with pytest.raises(ExportError, match="inside the workdir's clips/"):
+        export("nemo", aligned, aligned / "clips" / "nemo")
+    assert not (aligned / "clips" / "nemo").exists()
     with pytest.raises(ExportError, match="nemo export only"):
         export("hf", aligned, tmp_path / "x", against_recordings=True)
     with pytest.raises(ExportError, match="cannot export tier 'rejected'"):

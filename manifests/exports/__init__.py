@@ -37,6 +37,6 @@ def export(fmt: str, workdir: Path, out: Path, tiers: list[str] | tuple[str, ...
         settings["against_recordings"] = options["against_recordings"] = against_recordings
     module, name = FORMATS[fmt].split(":")
     write = getattr(import_module(f"manifests.exports.{module}"), name)
-    with replacing(Path(out), settings, clips) as tmp:
+    with replacing(Path(out), settings, clips, workdir) as tmp:
         write(clips, tmp, workdir=workdir, **options)
     return Summary(fmt, Path(out).absolute(), len(clips), hours(clips))

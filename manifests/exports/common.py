@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -13,12 +11,13 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import soundfile as sf
 
+from manifests import outdir
 from manifests.hf import SAMPLE_RATE
 from manifests.schema import SCHEMA_VERSION
 from manifests.version import code_version
 
 TIERS = ("clean", "other")  # rejected clips have no audio: nothing to export
-MARKER = "export.json"  # says what an export holds, and that its directory may be replaced
+RECORD = "export.json"  # says what an export holds and how it was made
 
 # The license and provenance every export carries beside the label.
 PROVENANCE = ("source", "item_id", "audio_file", "start_s", "end_s", "speech_start_s",
@@ -131,37 +130,20 @@ def _clip(workdir: Path, row: dict) -> Clip:
 
 
 @contextmanager
-def replacing(out: Path, settings: dict, clips: list[Clip]) -> Iterator[Path]:
+def replacing(out: Path, settings: dict, clips: list[Clip],
+              workdir: Path | None = None) -> Iterator[Path]:
     """Yield an empty directory beside ``out`` to build the export in, then swap it in.
 
     A reader sees the old export or the new one, never half of one; a failed export leaves the
-    old one as it was. Only a directory that is empty or holds an earlier export is replaced,
-    so a mistyped ``--out`` cannot delete someone's data.
+    old one as it was. Only an empty directory or an earlier export is replaced, never the
+    workdir or anything else (``manifests.outdir``), so a mistyped ``--out`` cannot delete
+    someone's data.
     """
-    out = out.absolute()
-    if out.is_file() or (out.is_dir() and any(out.iterdir())
-                         and not (out / MARKER).is_file()):
-        raise ExportError(f"{out} exists and is not a speechcrawl export; not replacing it")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
     try:
-        yield tmp
-        record = {**settings, "clips": len(clips),
-                  "hours": round(hours(clips), 4),
-                  "schema_version": SCHEMA_VERSION, "code_version": code_version()}
-        (tmp / MARKER).write_text(json.dumps(record, indent=2) + "\n")
-        for f in sorted(tmp.rglob("*")):
-            if f.is_file():
-                with f.open("rb") as fh:
-                    os.fsync(fh.fileno())
-        if out.exists():
-            old = out.with_name(f".{out.name}.{os.getpid()}.old")
-            os.replace(out, old)
-            os.replace(tmp, out)
-            shutil.rmtree(old)
-        else:
-            os.replace(tmp, out)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        with outdir.replacing(out, "export", workdir) as tmp:
+            yield tmp
+            record = {**settings, "clips": len(clips), "hours": round(hours(clips), 4),
+                      "schema_version": SCHEMA_VERSION, "code_version": code_version()}
+            (tmp / RECORD).write_text(json.dumps(record, indent=2) + "\n")
+    except outdir.OutputRefused as exc:
+        raise ExportError(str(exc)) from None

@@ -23,6 +23,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from manifests import outdir
 from manifests.audit import build_audit
 from manifests.hf import AUDIO, write_parquet
 from manifests.release import card
@@ -66,11 +67,10 @@ def build_release(workdir: Path, version: str, previous: Path | None = None,
     elif isinstance(config, str | Path):
         config = ReleaseConfig.from_toml(Path(config))
     config = config or ReleaseConfig()
-    final = Path(out) if out else workdir / "releases" / version
+    final = outdir.check_out(Path(out) if out else workdir / "releases" / version, "release",
+                             workdir)
     if previous is not None and Path(previous).resolve() == final.resolve():
         raise ValueError(f"--previous {previous} is the release being built")
-    final.parent.mkdir(parents=True, exist_ok=True)
-    remove_stale(final)
     prev = read_previous(Path(previous)) if previous is not None else None
     clips, items, filters, models = read_manifests(workdir)
     clips = with_audio_facts(clips, workdir, workers)
@@ -78,36 +78,17 @@ def build_release(workdir: Path, version: str, previous: Path | None = None,
     if not plan.rows.num_rows:
         why = ", ".join(f"{n} {k}" for k, n in plan.excluded.items() if n)
         raise ValueError(f"nothing to release: all {clips.num_rows} clips are excluded ({why})")
-    tmp = final.parent / f".{final.name}.tmp-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
-    write_shards(plan, workdir, tmp, workers, log)
-    write_metadata(plan, filters, version, tmp, duplicate_downloads(workdir), models)
-    write_checksums(tmp)
-    audit_gate(workdir, tmp, version)
-    _fsync_dir(tmp)
-    install(tmp, final, force, log)
-    return final
-
-
-def remove_stale(final: Path) -> None:
-    """Temporary directories of builds that died (their process is gone) are removed."""
-    for p in final.parent.glob(f".{final.name}.*-*"):
-        kind, _, pid = p.name[len(final.name) + 2:].partition("-")
-        if kind in ("tmp", "old") and pid.isdigit() and not _alive(int(pid)):
-            shutil.rmtree(p, ignore_errors=True)
-
-
-def _alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return False  # ours from an earlier call in this process, which has finished
+    tmp = outdir.temp_beside(final)
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+        write_shards(plan, workdir, tmp, workers, log)
+        write_metadata(plan, filters, version, tmp, duplicate_downloads(workdir), models)
+        outdir.mark(tmp, "release")  # listed in SHA256SUMS like every other file
+        write_checksums(tmp)
+        audit_gate(workdir, tmp, version)
+        install(tmp, final, force, log, workdir)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return final
 
 
 def shard_table(plan: Plan, rows: np.ndarray, workdir: Path) -> pa.Table:
@@ -290,35 +271,15 @@ def audit_gate(workdir: Path, release: Path, version: str) -> None:
                      "nothing was released")
 
 
-def _fsync_dir(path: Path) -> None:
-    for d in sorted({p.parent for p in path.rglob("*")} | {path}):
-        fd = os.open(d, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
-def install(tmp: Path, final: Path, force: bool, log) -> None:
-    """Rename the finished build into place. Same content already there: keep it, drop ours."""
-    if final.exists():
+def install(tmp: Path, final: Path, force: bool, log, workdir: Path | None = None) -> None:
+    """Swap the finished build into place (``manifests.outdir``: only over an earlier
+    release). Same content already there: keep it, drop ours."""
+    if final.is_dir() and any(final.iterdir()):
         sums = final / "SHA256SUMS"
         if sums.exists() and sums.read_bytes() == (tmp / "SHA256SUMS").read_bytes():
-            shutil.rmtree(tmp)
             print(f"release: {final} already holds this release, byte for byte", file=log)
             return
         if not force:
-            shutil.rmtree(tmp)
             raise FileExistsError(f"{final} exists with different content: choose a new version, "
                                   "or pass --force to replace it")
-        old = final.parent / f".{final.name}.old-{os.getpid()}"
-        os.replace(final, old)
-        os.replace(tmp, final)
-        shutil.rmtree(old)
-    else:
-        os.replace(tmp, final)
-    fd = os.open(final.parent, os.O_RDONLY)  # the rename itself survives a power cut
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    outdir.swap_in(tmp, final, "release", workdir)
