@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
 from align.normalize import normalize
@@ -44,3 +48,38 @@ def test_rules(written, spoken):
 
 def test_lower_case_alphabets():
     assert normalize("Dr. Who", upper=False) == "doctor who"
+
+
+def test_long_numbers_are_read_digit_by_digit():
+    """num2words overflows on 400 digits and int() refuses 4,300: a long digit string is said
+    as its digits, like a serial number; up to hundreds of trillions it is a number."""
+    digits = "9" * 400
+    assert normalize(f"Serial {digits}.") == "SERIAL " + " ".join(["NINE"] * 400)
+    assert normalize("1" * 5000).split() == ["ONE"] * 5000
+    assert normalize(f"${digits}") == " ".join(["NINE"] * 400) + " DOLLARS"
+    assert normalize(f"{digits}%").endswith("NINE PERCENT")
+    assert normalize(f"the {digits}th") == "THE " + " ".join(["NINE"] * 400)
+    assert normalize(f"{digits}.5").endswith("NINE POINT FIVE")
+    assert normalize("999,999,999,999,999") == (
+        "NINE HUNDRED AND NINETY NINE TRILLION NINE HUNDRED AND NINETY NINE BILLION NINE "
+        "HUNDRED AND NINETY NINE MILLION NINE HUNDRED AND NINETY NINE THOUSAND NINE HUNDRED "
+        "AND NINETY NINE")
+    assert normalize("1,2,3") == "ONE TWO THREE"
+
+
+ADVERSARIAL = {
+    "digit run": '"1" * 400_000',
+    "thousands groups": '"111," * 100_000',
+    "digit run before a percent sign": '"1" * 400_000 + "x%"',
+    "digit run before an ordinal": '"1" * 400_000 + "th"',
+    "currency run": '"$1" * 20_000',
+}
+
+
+@pytest.mark.parametrize("expr", ADVERSARIAL.values(), ids=ADVERSARIAL.keys())
+def test_normalisation_is_linear(expr):
+    """Each took minutes (or raised) before: a number regex tried from every digit."""
+    result = subprocess.run(
+        [sys.executable, "-c", f"from align.normalize import normalize\nnormalize({expr})"],
+        capture_output=True, text=True, timeout=20, cwd=Path(__file__).resolve().parents[1])
+    assert result.returncode == 0, result.stderr[-2000:]

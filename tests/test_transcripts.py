@@ -4,10 +4,35 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
-from align.transcripts import clean, cue_spans, decode, parse, read_transcript, sentences
+from align.transcripts import (
+    MAX_TRANSCRIPT_BYTES,
+    Cue,
+    Transcript,
+    TranscriptError,
+    clean,
+    cue_spans,
+    decode,
+    parse,
+    read_transcript,
+    sentences,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def bounded(code: str, timeout: float = 20) -> str:
+    """Run ``code`` in a fresh interpreter that must finish within ``timeout`` seconds: the
+    inputs below took minutes to hours before (quadratic), and take well under a second now."""
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            timeout=timeout, cwd=ROOT)
+    assert result.returncode == 0, result.stderr[-2000:]
+    return result.stdout
 
 
 @pytest.mark.parametrize("raw, spoken", [
@@ -82,3 +107,88 @@ def test_cue_spans_cover_the_cues_an_utterance_touches():
     assert parts == ["Hello there.", "How are you today?", "Fine."]
     assert cue_spans(t, parts) == [(1.0, 3.0), (1.0, 6.0), (3.5, 6.0)]
     assert cue_spans(parse("Hello there. Fine.", "txt"), ["Hello there.", "Fine."]) == [None] * 2
+
+
+# ~400 KB each: prefixes that never close, label-like runs, blank lines, unclosed brackets.
+ADVERSARIAL = {
+    "unclosed tags": '"<a " * 150_000',
+    "bare angles": '"<" * 400_000',
+    "unclosed ass tags": '"{\\\\" * 200_000',
+    "unclosed brackets": '"[" * 400_000',
+    "unclosed parentheses": '"(" * 400_000',
+    "brackets inside tags": '"<a [ (" * 70_000',
+    "label-like initials": '"A." * 200_000',
+    "label-like hyphens": '"A-A " * 100_000',
+    "blank lines": '"\\n" * 400_000 + "x"',
+    "space lines": '" \\n" * 200_000',
+    "notes": '"\u266a" * 100_000 + "x" * 300_000',
+}
+
+
+@pytest.mark.parametrize("expr", ADVERSARIAL.values(), ids=ADVERSARIAL.keys())
+def test_markup_stripping_is_linear(expr):
+    out = bounded(f"from align.transcripts import clean\nprint(len(clean({expr})))")
+    assert int(out) >= 0
+
+
+def test_sentence_splitting_is_linear_and_keeps_every_word():
+    """pysbd's cost grows faster than its input (200 KB of sentences: 9 s; a one-line SRT of
+    that size spent minutes): it sees windows; no word is lost or split at a window edge."""
+    out = bounded("""
+import json
+from align.transcripts import sentences
+text = " ".join(f"Dr. Smith met guest number {i} on the U.S. coast today." for i in range(8000))
+long = "word " * 80_000  # one "sentence" of 400 KB: cut at spaces
+found, cut = sentences(text), sentences(long.strip())
+print(json.dumps([len(found), " ".join(found) == text, found[:2],
+                  " ".join(cut) == long.strip(), max(map(len, cut))]))
+""")
+    count, joined, first, cut_joined, longest = json.loads(out)
+    assert count == 8000 and joined
+    assert first == ["Dr. Smith met guest number 0 on the U.S. coast today.",
+                     "Dr. Smith met guest number 1 on the U.S. coast today."]
+    assert cut_joined and longest <= 2000
+
+
+def test_cue_spans_of_many_cues_are_found_without_pairwise_search():
+    out = bounded("""
+from align.transcripts import Cue, Transcript, cue_spans
+t = Transcript("srt", tuple(Cue(i, i + 1.0, f"Sentence {i}.") for i in range(40_000)))
+spans = cue_spans(t, [f"Sentence {i}." for i in range(40_000)] + ["not in the text"])
+assert spans[:-1] == [(i, i + 1.0) for i in range(40_000)] and spans[-1] is None
+print("ok")
+""")
+    assert out.strip() == "ok"
+
+
+def test_cue_spans_across_cue_boundaries():
+    t = Transcript("srt", (Cue(0, 1, "One two"), Cue(1, 2, "three."), Cue(2, 3, "Four."),
+                           Cue(3, 4, "Five six.")))
+    assert cue_spans(t, ["One two three.", "Four.", "Five", "six."]) == [
+        (0, 2), (2, 3), (3, 4), (3, 4)]
+
+
+@pytest.mark.parametrize("kind, text, reason", [
+    ("vtt", "00:00:00.000 --> 00:00:01.000\nHello there.\n", "malformed transcript (vtt)"),
+    ("srt", "1\n99999999999999:00:00,000 --> 99999999999999:00:01,000\nHello.\n",
+     "malformed transcript (srt)"),
+    ("ass", "[Script Info]\n", "unsupported transcript format"),
+])
+def test_malformed_transcripts_have_a_reason(kind, text, reason):
+    with pytest.raises(TranscriptError) as err:
+        parse(text, kind)
+    assert str(err.value).startswith(reason)
+
+
+def test_garbage_srt_has_no_cues_and_bytes_never_fail_to_decode():
+    assert parse("this is not a subtitle file\n\n<<<>>>\n", "srt").cues == ()
+    assert decode(b"\xff\xfeH\x00i\x00!")  # odd-length UTF-16: replaced, not raised
+    assert decode(bytes(range(256)))
+
+
+def test_a_transcript_larger_than_the_limit_is_not_read(tmp_path):
+    path = tmp_path / "huge.srt"
+    with path.open("wb") as f:
+        f.truncate(MAX_TRANSCRIPT_BYTES + 1)  # sparse: nothing written, the size is real
+    with pytest.raises(TranscriptError, match="transcript too large"):
+        read_transcript(path)
