@@ -117,7 +117,8 @@ def _file_rows(item: SourceItem) -> list[cat.FileRow]:
     rows = []
     for c in item.files:
         if item.decision.decision != "accepted":
-            status, reason = cat.SKIPPED, cat.ITEM_REJECTED
+            status, reason = cat.SKIPPED, (f"item rejected: {item.problem}" if item.problem
+                                           else cat.ITEM_REJECTED)
         elif c.skip:
             status, reason = cat.SKIPPED, c.skip
         elif c.name not in paired:

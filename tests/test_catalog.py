@@ -117,3 +117,51 @@ def test_the_earliest_upload_keeps_the_bytes_whichever_download_finishes_first(d
     assert a["local_path"] == "raw/s/b/original.mp3"
     # The same order of events the other way round ends the same.
     assert db.stored_copy("m1", later)["name"] == "original.mp3"
+
+
+def test_an_item_without_a_usable_file_list_keeps_its_file_rows(db):
+    job = db.start_job("s", "b", "q")
+    f = row("a", "a.mp3")
+    db.record_item(item("a"), [f], [{"audio": "a.mp3", "transcript": "a.srt", "score": 1.0,
+                                     "status": "paired"}], job)
+    db.settle_download(f, "m1", "raw/s/a/a.mp3", 10, 1)
+    broken = {**item("a", decision="rejected", digest="h2"),
+              "reason": "malformed metadata: files is null"}
+    assert db.record_item(broken, None, [], job) == []
+    files = db.files("s", "a")
+    assert [(r["name"], r["status"], r["local_path"]) for r in files] == \
+        [("a.mp3", cat.DOWNLOADED, "raw/s/a/a.mp3")]
+    assert db.query("SELECT COUNT(*) FROM pairs")[0][0] == 1
+    assert not db.alignable()  # rejected now: nothing of it is aligned
+    changes = [r["what"] for r in db.query("SELECT what FROM changes WHERE item_id = 'a'")]
+    assert "decision changed" in changes and not any("removed" in c for c in changes)
+
+
+def test_an_unreadable_item_is_recorded_and_a_known_one_keeps_what_was_stored(db):
+    job = db.start_job("s", "b", "q")
+    db.record_unreadable({"source": "s", "item_id": "new", "url": "u/new",
+                          "reason": "metadata unavailable: HTTP 404"}, job)
+    db.record_item(item("old"), [row("old", "o.mp3")], [], job)
+    job2 = db.start_job("s", "b", "q")
+    db.record_unreadable({"source": "s", "item_id": "old", "url": "u/old",
+                          "reason": "metadata unavailable: not JSON"}, job2)
+    rows = {r["item_id"]: r for r in db.items()}
+    assert (rows["new"]["decision"], rows["new"]["reason"]) == \
+        ("rejected", "metadata unavailable: HTTP 404")
+    assert rows["old"]["decision"] == "accepted" and rows["old"]["metadata_hash"] == "h1"
+    assert rows["old"]["last_job_id"] == job2
+    assert [tuple(r) for r in db.query("SELECT item_id, what, new FROM changes WHERE job_id = ?",
+                                       job2)] == \
+        [("old", "metadata unreadable", "metadata unavailable: not JSON")]
+
+
+def test_marking_gone_refuses_a_sudden_large_drop(db):
+    job = db.start_job("s", "b", "q")
+    for i in range(10):
+        db.record_item(item(f"i{i}"), [], [], job)
+    with pytest.raises(cat.TooManyGone) as refused:
+        db.mark_gone("s", {f"i{i}" for i in range(7)}, job, max_fraction=0.2)
+    assert (refused.value.gone, refused.value.known) == (3, 10)
+    assert not [r for r in db.items() if r["gone_at"]]  # nothing marked
+    assert db.mark_gone("s", {f"i{i}" for i in range(8)}, job, max_fraction=0.2) == ["i8", "i9"]
+    assert sorted(r["item_id"] for r in db.items() if r["gone_at"]) == ["i8", "i9"]
