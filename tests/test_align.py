@@ -8,10 +8,12 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
 import pyarrow.parquet as pq
+import pytest
 import soundfile as sf
 from helpers import ALIGN, align
 from test_crawl import db, run_crawl
@@ -19,6 +21,8 @@ from test_server import write_item
 
 from crawler.sample_archive.server import serving
 from manifests.schema import CLIPS
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def clips(workdir: Path) -> list[dict]:
@@ -182,3 +186,180 @@ def test_each_manifest_records_the_filter_settings_that_made_it(aligned, tmp_pat
                                   str(tmp_path / "bad.toml")], capture_output=True, text=True,
                          timeout=300)
     assert bad.returncode == 2 and "unknown filter settings: ['clean_max_cre']" in bad.stderr
+
+
+# -- hostile input: stated lengths, text budgets, permanent failures against retries ---------
+
+DECODE_PROBE = """
+import json, sys, tracemalloc
+from align.audio import DecodeError, decode
+out = {}
+for stated in json.loads(sys.argv[2]):
+    tracemalloc.start()
+    try:
+        got = f"{decode(sys.argv[1], stated).size / 16000:.1f} s"
+    except DecodeError as exc:
+        got = str(exc)
+    out[repr(stated)] = [got, tracemalloc.get_traced_memory()[1] / 1e6]
+    tracemalloc.stop()
+print(json.dumps(out))
+"""
+
+
+def test_stated_lengths_are_hints_not_allocations(tmp_path):
+    """A 130 s recording stated as 1e12 s, NaN, -5, inf or 20,000 s: decoded, or refused with
+    a reason, in memory bounded by the file (it took 690 MB for 20,000 s, MemoryError for 1e12)."""
+    import numpy as np
+
+    path = tmp_path / "a.wav"
+    rng = np.random.default_rng(0)
+    sf.write(path, (rng.standard_normal(130 * 16000) * 3000).astype(np.int16), 16000)
+    stated = [1e12, "NaN", -5, "inf", 20000, "1e12", None, 130]
+    result = subprocess.run([sys.executable, "-c", DECODE_PROBE, str(path), json.dumps(stated)],
+                            capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert result.returncode == 0, result.stderr[-2000:]
+    out = json.loads(result.stdout)
+    for value in stated:
+        got, peak_mb = out[repr(value)]
+        assert peak_mb < 100, (value, peak_mb)  # 4 MB of samples; was 690 MB for 20,000 s
+        if value == 20000:
+            assert got.startswith("decode failed: truncated audio (130.0 s of a stated 20000.0")
+        else:  # not a believable length: no hint at all
+            assert got == "130.0 s", value
+    assert out["130"][1] < 10  # a true stated length: one buffer of the samples' size
+
+
+def test_decoded_duration_is_capped(tmp_path):
+    import numpy as np
+
+    from align.audio import DecodeError, decode
+
+    path = tmp_path / "a.wav"
+    sf.write(path, np.zeros(16000 * 30, np.int16), 16000)
+    assert decode(path, max_s=60).size == 16000 * 30
+    with pytest.raises(DecodeError, match="longer than the"):
+        decode(path, max_s=10)
+
+
+def _speech(text: str, pad_s: float = 0.0) -> bytes:
+    """espeak-ng's WAV of ``text``, padded with silence: distinct texts, distinct files."""
+    wav = subprocess.run(["espeak-ng", "--stdout", text], capture_output=True,
+                         check=True).stdout
+    if not pad_s:
+        return wav
+    return subprocess.run(["ffmpeg", "-v", "error", "-i", "pipe:0", "-af", f"apad=pad_dur={pad_s}",
+                           "-f", "wav", "pipe:1"], input=wav, capture_output=True,
+                          check=True).stdout
+
+
+FORMATS = {"wav": "WAVE", "srt": "SubRip", "vtt": "Web Video Text Tracks", "txt": "Text"}
+
+
+def _hostile_archive(root: Path) -> None:
+    import io
+
+    import numpy as np
+
+    lic = "https://creativecommons.org/licenses/by/4.0/"
+    one = io.BytesIO()
+    sf.write(one, np.array([1000], np.int16), 16000, format="WAV", subtype="PCM_16")
+    cue = "1\n00:00:00,000 --> 00:00:02,000\n"
+    huge_line = " ".join(f"Word number {i} goes on." for i in range(9000))  # ~200 KB
+    items = {
+        "onesample": {"a.wav": one.getvalue(), "a.txt": b"Hello there."},
+        "noheader": {"a.wav": _speech("A caption file without its header."),
+                     "a.vtt": b"00:00:00.000 --> 00:00:02.000\nA caption file without "
+                              b"its header.\n"},
+        "srtoverflow": {"a.wav": _speech("Cue times beyond any clock."),
+                        "a.srt": b"1\n99999999999999:00:00,000 --> 99999999999999:00:01,000\n"
+                                 b"Cue times beyond any clock.\n"},
+        "srtgarbage": {"a.wav": _speech("Not a subtitle file at all."),
+                       "a.srt": b"this is not a subtitle file\n\n--> --> 00:00\n"},
+        "markup": {"a.wav": _speech("Only markup in its subtitles."),
+                   "a.srt": (cue + "<i></i> {\\an8} [music] (applause) \u266a\n").encode()},
+        "bignumber": {"a.wav": _speech("The number is very long indeed.", pad_s=8),
+                      "a.txt": b"The number is " + b"7" * 400 + b"."},
+        "hugesrt": {"a.wav": _speech("A two hundred kilobyte caption."),
+                    "a.srt": (cue + huge_line + "\n").encode()},
+        "densetext": {"a.wav": _speech("Far more text than speech."),
+                      "a.srt": (cue + huge_line[:60_000] + "\n").encode()},
+        "vanished": {"a.wav": _speech("This transcript will be deleted."),
+                     "a.txt": b"This transcript will be deleted."},
+    }
+    for item, files in items.items():
+        write_item(root, item, files, licenseurl=lic, title="t", creator="c")
+        meta_path = root / "items" / item / "_meta.json"
+        meta = json.loads(meta_path.read_text())
+        for f in meta["files"]:
+            f["format"] = FORMATS[f["name"].rsplit(".", 1)[1]]
+        meta_path.write_text(json.dumps(meta))
+
+
+def _alignments(workdir: Path) -> dict[str, tuple[str, str | None]]:
+    with db(workdir) as conn:
+        return {r["item_id"]: (r["status"], r["reason"])
+                for r in conn.execute("SELECT * FROM alignments")}
+
+
+def test_input_failures_are_permanent_and_internal_errors_retried_three_times(tmp_path):
+    """Failures caused by the input are recorded once and never aligned again; an error of
+    ours (here a transcript deleted from the workdir) is retried by the next runs, three
+    attempts in all, then recorded for good."""
+    root = tmp_path / "archive"
+    _hostile_archive(root)
+    workdir = tmp_path / "w"
+    with serving(root) as url:
+        run_crawl(workdir, url)
+    with db(workdir) as conn:
+        local = conn.execute("SELECT local_path FROM files WHERE item_id = 'vanished' AND "
+                             "name = 'a.txt'").fetchone()[0]
+    (workdir / local).unlink()
+    first = align(workdir).stderr
+    reasons = _alignments(workdir)
+    assert reasons["onesample"] == ("failed", "audio too short: 0.000 s, less than the shortest "
+                                              "clip (1 s)")
+    assert reasons["noheader"][1].startswith("malformed transcript (vtt)")
+    assert reasons["srtoverflow"][1].startswith("malformed transcript (srt)")
+    assert reasons["srtgarbage"][1] == "empty transcript: no spoken words in it"
+    assert reasons["markup"][1] == "empty transcript: no spoken words in it"
+    assert reasons["hugesrt"][1].startswith("transcript too large: ")
+    assert reasons["densetext"][1].startswith("text longer than audio: 60000 characters")
+    # 400 digits are read one by one: four times the tokens of 9 s of audio
+    assert reasons["bignumber"][1].startswith("text longer than audio:")
+    assert reasons["vanished"][0] == "failed"
+    assert reasons["vanished"][1].startswith("internal error (attempt 1 of 3): FileNotFoundError")
+    assert "internal error" not in first.replace(reasons["vanished"][1], "")
+
+    for attempt in (2, 3):
+        second = align(workdir).stderr
+        assert "align [1/1] vanished/a.wav" in second  # nothing else is aligned again
+        again = _alignments(workdir)
+        assert again["vanished"][1].startswith(
+            f"internal error (attempt {attempt} of 3)" if attempt < 3 else
+            "internal error (3 attempts): FileNotFoundError")
+        assert {k: v for k, v in again.items() if k != "vanished"} == {
+            k: v for k, v in reasons.items() if k != "vanished"}
+    assert "nothing to do" in align(workdir).stderr
+
+
+def test_a_stated_length_beyond_belief_aligns_as_if_unstated(tmp_path):
+    root = tmp_path / "archive"
+    lic = "https://creativecommons.org/licenses/by/4.0/"
+    for item, length in (("huge", "1e12"), ("nan", "NaN"), ("lying", "20000")):
+        text = f"The stated length of this recording is {item}."
+        write_item(root, item, {"a.wav": _speech(text), "a.txt": text.encode()},
+                   licenseurl=lic, title="t", creator="c")
+        meta_path = root / "items" / item / "_meta.json"
+        meta = json.loads(meta_path.read_text())
+        for f in meta["files"]:
+            f["format"] = FORMATS[f["name"].rsplit(".", 1)[1]]
+            if f["name"] == "a.wav":
+                f["length"] = length
+        meta_path.write_text(json.dumps(meta))
+    workdir = tmp_path / "w"
+    with serving(root) as url:
+        run_crawl(workdir, url)
+    align(workdir)
+    reasons = _alignments(workdir)
+    assert reasons["huge"] == ("done", None) and reasons["nan"] == ("done", None)
+    assert reasons["lying"][1].startswith("decode failed: truncated audio")
