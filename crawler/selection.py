@@ -41,6 +41,10 @@ MIN_SIMILARITY = 0.6
 # Beyond this many audio × transcript cells the fuzzy stage is skipped (exact names still pair):
 # a 1000 × 1000 item takes well under a second; a hostile 100,000-file item would not.
 MAX_FUZZY_CELLS = 1_000_000
+# Names are compared on their first this many normalised characters: a similarity costs time in
+# proportion to the product of the lengths, and real names are far shorter (300 × 300 names of
+# 5,000 characters took 50 s uncapped).
+MAX_STEM_CHARS = 100
 # A stated length beyond this is not believed (the longest archive.org recordings run for days,
 # not years); it stays a hint and never sizes a buffer.
 MAX_LENGTH_S = 7 * 24 * 3600.0
@@ -246,7 +250,8 @@ def _fuzzy(left: list[Choice], texts: list[Choice], lone: bool
     """The one-to-one assignment that maximises total similarity, above ``MIN_SIMILARITY``."""
     if not left or not texts or len(left) * len(texts) > MAX_FUZZY_CELLS:
         return []
-    a_stems, t_stems = [_stem(a.name) for a in left], [_stem(t.name) for t in texts]
+    a_stems = [_stem(a.name)[:MAX_STEM_CHARS] for a in left]
+    t_stems = [_stem(t.name)[:MAX_STEM_CHARS] for t in texts]
     scores = process.cdist(a_stems, t_stems, scorer=fuzz.ratio, processor=None,
                            dtype=np.float32) / 100
     scores[[i for i, s in enumerate(a_stems) if not s], :] = 0.0

@@ -664,3 +664,18 @@ def test_a_crawl_whose_writes_fail_exits_non_zero_and_the_next_run_completes(
         run_crawl(workdir, url)
     assert file_states(workdir) == file_states(crawled)
     assert not list(workdir.rglob("*.part"))
+
+
+def test_an_oversized_metadata_answer_is_refused_and_recorded(tmp_path):
+    """A metadata answer is parsed on the reactor thread: one over the limit is not read."""
+    fake = FakeArchiveOrg(["huge", "small"])
+    fake.metadata["huge"] = {**fake.good("huge"), "files": [
+        {"name": f"f{i:06d}.xml", "format": "Metadata", "source": "metadata"}
+        for i in range(20_000)]}  # about 1.2 MB
+    with fake.serving() as url:
+        run_crawl(tmp_path, url, "--set", "SPEECHCRAWL_METADATA_MAX_BYTES=500000")
+    items = items_by_id(tmp_path)
+    assert items["small"]["decision"] == "accepted"
+    assert items["huge"]["decision"] == "rejected"
+    assert "metadata unavailable" in items["huge"]["reason"] and \
+        "500000" in items["huge"]["reason"]

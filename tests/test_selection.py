@@ -168,3 +168,16 @@ def test_400_by_400_pairs_correctly_without_quadratic_similarity():
     rng.shuffle(files)
     pairs = pair_files(choose_files(files))
     assert {p["audio"]: p["transcript"] for p in pairs} == expected
+
+
+def test_hostile_long_names_still_pair_and_stay_bounded():
+    """5,000-character names (uncapped, 300 × 300 of them took 50 s): equal names pair through
+    the dict whatever their length; fuzzy scores look at a bounded prefix."""
+    rng = random.Random(5)
+    stems = ["".join(rng.choice("abcdefghij") for _ in range(5000)) for _ in range(300)]
+    files = [f(f"{s}.mp3", "VBR MP3") for s in stems] + \
+        [f(f"{s.upper()}.srt", "SubRip") for s in stems[:150]] + \
+        [f(f"{s[:50]}_{i}.srt", "SubRip") for i, s in enumerate(stems[150:])]
+    pairs = {p["audio"]: p["transcript"] for p in pair_files(choose_files(files))}
+    for s in stems[:150]:
+        assert pairs[f"{s}.mp3"] == f"{s.upper()}.srt"

@@ -22,6 +22,7 @@ from urllib.parse import quote, urlencode
 
 import scrapy
 from scrapy.spidermiddlewares.httperror import HttpError
+from twisted.internet.defer import CancelledError
 
 from crawler.items import SourceItem
 from crawler.selection import choose_files, pair_files
@@ -31,6 +32,10 @@ from manifests.version import code_version
 SEARCH_FIELDS = "identifier,title,licenseurl"
 ADVANCEDSEARCH_ROWS = 500  # SPEECHCRAWL_ADVANCEDSEARCH_ROWS overrides (tests page small)
 MAX_IDENTIFIER_CHARS = 1000  # archive.org's are ≤ 100; anything longer is not an identifier
+# A metadata answer is parsed on the reactor thread: one larger than this is refused (the item is
+# recorded as unreadable) instead of stalling the crawl. The largest real items (~100,000 files)
+# answer a few tens of MB. SPEECHCRAWL_METADATA_MAX_BYTES overrides.
+METADATA_MAX_BYTES = 128 * 1024**2
 
 
 def _first(value) -> str | None:
@@ -149,10 +154,14 @@ class ArchiveOrgSpider(scrapy.Spider):
             if identifier not in self.seen:
                 self.seen.add(identifier)
                 self.crawler.stats.inc_value("speechcrawl/items_discovered")
+                limit = self.settings.getint("SPEECHCRAWL_METADATA_MAX_BYTES",
+                                             METADATA_MAX_BYTES)
                 out.append(scrapy.Request(f"{self.base_url}/metadata/{quote(identifier)}",
                                           callback=self.parse_metadata,
                                           errback=self.metadata_failed,
-                                          cb_kwargs={"identifier": identifier}))
+                                          cb_kwargs={"identifier": identifier},
+                                          meta={"download_maxsize": limit,
+                                                "download_warnsize": limit // 2}))
         return out
 
     def parse_scrape(self, response, cursor, attempt=1):
@@ -247,7 +256,10 @@ class ArchiveOrgSpider(scrapy.Spider):
             except ValueError:
                 detail = response.text[:200] if hasattr(response, "text") else ""
             return f"HTTP {response.status}: {detail}"
-        return failure.getErrorMessage()[:300]
+        if failure.check(CancelledError):  # Scrapy cancels an answer over download_maxsize
+            limit = failure.request.meta.get("download_maxsize") if failure.request else None
+            return f"download cancelled (an answer over the {limit}-byte limit?)"
+        return f"{failure.type.__name__}: {failure.getErrorMessage()}"[:300]
 
     # -- items ---------------------------------------------------------------------------------
     def metadata_failed(self, failure):
