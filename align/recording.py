@@ -64,11 +64,13 @@ class RecordingJob:
 
 
 def split_long(text: str, max_chars: int) -> list[str]:
-    """Split at the clause boundary nearest the middle until every part fits."""
+    """Split at the clause boundary nearest the middle until every part fits (sentences are
+    at most ``SBD_WINDOW`` characters, so the recursion is bounded)."""
     if len(text) <= max_chars:
         return [text]
-    cuts = [m.end() for m in re.finditer(r"[,;:—–]\s+|\s+(?=(?:and|but|or|so|because|while|"
-                                         r"which|when)\s)", text)]
+    # (?<!\s): a run of spaces is tried once, not from each of its spaces
+    cuts = [m.end() for m in re.finditer(r"[,;:—–]\s+|(?<!\s)\s+(?=(?:and|but|or|so|because|"
+                                         r"while|which|when)\s)", text)]
     cuts = [c for c in cuts if 8 < c < len(text) - 8]
     if not cuts:
         return [text]

@@ -137,8 +137,10 @@ def test_failure_paths(tmp_path):
     write_item(root, "empty", {"b.wav": tone, "b.srt": b"1\n00:00:00,000 --> 00:00:01,000\n"
                                                        b"[music]\n"},
                licenseurl=lic, title="t", creator="c")
-    other = subprocess.run(["espeak-ng", "--stdout", "goodbye"], capture_output=True,
-                           check=True).stdout  # not a duplicate of the other file
+    # not a duplicate of the other file, and longer than the shortest clip (a recording
+    # shorter than that fails as too short, whatever its text)
+    other = subprocess.run(["espeak-ng", "--stdout", "goodbye, and thank you for listening"],
+                           capture_output=True, check=True).stdout
     write_item(root, "toolong", {"c.wav": other, "c.txt": long_text}, licenseurl=lic,
                title="t", creator="c")
     for item in ("corrupt", "empty", "toolong"):  # the helper labels every file "Text"
