@@ -1,7 +1,8 @@
 """A Scrapy extension that prints crawl progress to the terminal.
 
-Items seen / accepted / rejected, files and bytes downloaded, and the download rate, every few
-seconds and once at the end. Scrapy's own log goes to the workdir's log file.
+Items seen / accepted / rejected (and how many could not be read), files and bytes downloaded,
+the download rate, and failed writes (a full disk) — every few seconds and once at the end.
+Scrapy's own log goes to the workdir's log file.
 """
 
 from __future__ import annotations
@@ -43,12 +44,17 @@ class Progress:
         g = lambda k: self.stats.get_value(f"speechcrawl/{k}", 0)  # noqa: E731
         elapsed = max(time.monotonic() - self.started, 1e-6)
         mb = g("bytes_downloaded") / 1e6
+        unreadable = g("metadata_unavailable")
+        failed_writes = g("write_errors")
         return (f"items {g('items_discovered')} found, {g('items_accepted')} accepted, "
-                f"{g('items_rejected')} rejected | files {g('files_downloaded')} downloaded "
+                f"{g('items_rejected')} rejected"
+                + (f" ({unreadable} unreadable)" if unreadable else "")
+                + f" | files {g('files_downloaded')} downloaded "
                 f"({mb:.1f} MB, {g('audio_seconds') / 3600:.2f} h of audio), "
                 f"{g('files_duplicate')} duplicate, {g('files_corrupt')} corrupt, "
                 f"{g('files_failed')} failed | {mb / elapsed:.2f} MB/s, "
-                f"{g('items_accepted') + g('items_rejected')} items in {elapsed:.0f} s")
+                f"{g('items_accepted') + g('items_rejected')} items in {elapsed:.0f} s"
+                + (f" | {failed_writes} WRITES FAILED" if failed_writes else ""))
 
     def report(self, final: bool = False, reason: str | None = None) -> None:
         prefix = f"crawl {reason}: " if final else "crawl: "

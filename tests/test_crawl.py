@@ -474,6 +474,11 @@ def test_malformed_metadata_never_loses_an_item(archive, tmp_path):
                         "dark item"),
         "restricted": ({"metadata": {**base, "access-restricted-item": "true"},
                         "files": good_files}, "access-restricted item"),
+        "restricted-list": ({"metadata": {**base, "access-restricted-item": ["TRUE"]},
+                             "files": good_files}, "access-restricted item"),
+        # A dark item's answer may carry nothing but the flag and the server bookkeeping.
+        "dark-bare": ({"is_dark": True, "created": 1700000000, "server": "ia800000"},
+                      "dark item"),
         "bad-files": ({"metadata": {**base, "title": {"en": "t"}, "creator": 42},
                        "files": good_files + bad_files}, None),
         "title-list": ({"metadata": {**base, "title": ["First", "Second"]}, "files": []}, None),
@@ -481,7 +486,7 @@ def test_malformed_metadata_never_loses_an_item(archive, tmp_path):
     for identifier, (answer, _) in plants.items():
         fake.metadata[identifier] = answer
         fake.ids.append(identifier)
-    for identifier in ("dark", "dark-string", "restricted", "bad-files"):
+    for identifier in ("dark", "dark-string", "restricted", "restricted-list", "bad-files"):
         fake.blobs[(identifier, "talk.mp3")] = audio
         fake.blobs[(identifier, "talk.srt")] = srt_bytes
     fake.ids.sort()
@@ -503,7 +508,7 @@ def test_malformed_metadata_never_loses_an_item(archive, tmp_path):
     assert items["title-list"]["title"] == "First"
     with db(tmp_path) as conn:
         rows = {(r["item_id"], r["name"]): r for r in conn.execute("SELECT * FROM files")}
-    for identifier in ("dark", "dark-string", "restricted"):  # skipped before any download
+    for identifier in ("dark", "dark-string", "restricted", "restricted-list"):  # no fetch
         for name in ("talk.mp3", "talk.srt"):
             r = rows[(identifier, name)]
             assert r["status"] == "skipped" and r["attempts"] == 0 and not r["local_path"]
@@ -626,6 +631,7 @@ def _assert_failed_consistently(workdir: Path, result) -> None:
     last = result.stderr.strip().splitlines()[-1]
     assert "could not write" in last and any(
         why in last for why in ("No space left", "disk is full", "too large", "I/O error")), last
+    assert "WRITES FAILED" in result.stderr  # the progress line says so too
     with db(workdir) as conn:  # what was written is consistent: verified files only
         rows = conn.execute("SELECT * FROM files WHERE status = 'downloaded'").fetchall()
         job = conn.execute("SELECT * FROM jobs ORDER BY job_id DESC LIMIT 1").fetchone()

@@ -54,6 +54,9 @@ def _kind(value) -> str:
 
 
 def _truthy(value) -> bool:
+    """archive.org's flags: true, "true", or a list holding one of them."""
+    if isinstance(value, list):
+        return any(_truthy(v) for v in value[:10])
     return value is True or (isinstance(value, str) and value.strip().lower() == "true")
 
 
