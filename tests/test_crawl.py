@@ -685,3 +685,20 @@ def test_an_oversized_metadata_answer_is_refused_and_recorded(tmp_path):
     assert items["huge"]["decision"] == "rejected"
     assert "metadata unavailable" in items["huge"]["reason"] and \
         "500000" in items["huge"]["reason"]
+
+
+def test_search_results_without_a_usable_identifier_leave_discovery_incomplete(tmp_path):
+    """A result whose identifier is a number, missing, empty or absurdly long is counted and
+    skipped; the rest are crawled; and since that result might be a known item, nothing is
+    marked gone."""
+    fake = FakeArchiveOrg(["a", "b", "c"], page_size=100)
+    with fake.serving() as url:
+        run_crawl(tmp_path, url)
+        fake.ids = ["a", 5, None, "", "x" * 5000, "b"]  # "c" is not found any more
+        run_crawl(tmp_path, url)
+    job = last_job(tmp_path)
+    stats = json.loads(job["stats"])
+    assert job["status"] == "incomplete" and stats["discovery_malformed"] == 4
+    assert "identifier" in stats["discovery_incomplete"]
+    assert set(items_by_id(tmp_path)) == {"a", "b", "c"}
+    assert not changes(tmp_path, "item gone from the source")

@@ -133,8 +133,9 @@ class ArchiveOrgSpider(scrapy.Spider):
                                            ADVANCEDSEARCH_ROWS))
 
     def _incomplete(self, why: str) -> None:
-        self.discovery_problem = self.discovery_problem or why
-        self.crawler.stats.set_value("speechcrawl/discovery_incomplete", why)
+        if self.discovery_problem is None:  # the first cause is the one reported
+            self.discovery_problem = why
+            self.crawler.stats.set_value("speechcrawl/discovery_incomplete", why)
         self.logger.warning("discovery incomplete (%s); no item will be marked gone", why)
 
     def _limited(self) -> bool:
