@@ -14,7 +14,9 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.error
 import urllib.parse
+import urllib.request
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -154,8 +156,16 @@ def test_archive_org_behaviours_planted_in_the_sample_archive_reach_their_outcom
                     workers=2)
     defects = json.loads((archive / "defects.json").read_text())
     workdir = tmp_path_factory.mktemp("plants-crawl")
+    dark = next(d["item_id"] for d in defects["defects"] if d["kind"] == "dark_item")
     with serving(archive) as url:
         run_crawl(workdir, url)
+        # The fake answers as archive.org does for a withdrawn item.
+        with urllib.request.urlopen(f"{url}/metadata/{dark}", timeout=30) as r:
+            answer = json.loads(r.read())
+        assert answer["is_dark"] is True and answer["metadata"]["identifier"] == dark
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(f"{url}/download/{dark}/statement.mp3", timeout=30)
+        assert refused.value.code == 403
     assert check_crawl_defects(workdir, archive, defects) == \
         sum(d["expect"]["stage"] == "crawl" for d in defects["defects"]) == 8
     rows = pq.read_table(workdir / "manifests" / "items.parquet").to_pylist()
