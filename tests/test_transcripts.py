@@ -192,3 +192,19 @@ def test_a_transcript_larger_than_the_limit_is_not_read(tmp_path):
         f.truncate(MAX_TRANSCRIPT_BYTES + 1)  # sparse: nothing written, the size is real
     with pytest.raises(TranscriptError, match="transcript too large"):
         read_transcript(path)
+
+
+def test_the_crawlers_transcript_checks_read_as_the_align_stage_reads(tmp_path):
+    """One decoder: a cp1252 file of even length was read as UTF-16 (its cue times lost, so a
+    caption longer than its audio passed); a file over the size limit is not read at all."""
+    from crawler.pipelines import asr_by_content, transcript_end
+
+    data = "1\n00:00:01,000 --> 00:09:02,500\nCafé olé.\n".encode("cp1252")
+    path = tmp_path / "a.srt"
+    path.write_bytes(data + b"\n" * (len(data) % 2))
+    assert transcript_end(path) == 542.5
+    huge = tmp_path / "huge.srt"
+    with huge.open("wb") as f:
+        f.write(data)
+        f.truncate(MAX_TRANSCRIPT_BYTES + 1)
+    assert transcript_end(huge) is None and asr_by_content(huge) is None
