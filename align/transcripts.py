@@ -166,9 +166,10 @@ def cue_spans(transcript: Transcript, parts: list[str]) -> list[tuple[float, flo
         pos += len(cue.text) + 1
     text, cursor, spans = transcript.text, 0, []
     for part in parts:
-        # Only spaces lie between consecutive parts: a bounded search keeps a part that is
-        # not found from costing the rest of the text.
-        a = text.find(part, cursor, cursor + len(part) + 64)
+        # Between consecutive parts lie spaces, or utterances with nothing to say ("…", "--"),
+        # each a sentence of at most SBD_WINDOW characters: a bounded search keeps a part
+        # that is not found from costing the rest of the text.
+        a = text.find(part, cursor, cursor + len(part) + SBD_WINDOW)
         if a < 0:
             spans.append(None)
             continue
