@@ -148,6 +148,8 @@ print(json.dumps([len(found), " ".join(found) == text, found[:2],
     assert first == ["Dr. Smith met guest number 0 on the U.S. coast today.",
                      "Dr. Smith met guest number 1 on the U.S. coast today."]
     assert cut_joined and longest <= 2000
+    unbroken = sentences("x" * 5000)  # no space to cut at: cut at the window's limit
+    assert "".join(unbroken) == "x" * 5000 and max(map(len, unbroken)) <= 2000
 
 
 def test_cue_spans_of_many_cues_are_found_without_pairwise_search():
