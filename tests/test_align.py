@@ -365,3 +365,27 @@ def test_a_stated_length_beyond_belief_aligns_as_if_unstated(tmp_path):
     reasons = _alignments(workdir)
     assert reasons["huge"] == ("done", None) and reasons["nan"] == ("done", None)
     assert reasons["lying"][1].startswith("decode failed: truncated audio")
+
+
+def test_a_dead_worker_charges_one_recording_not_the_queue(tmp_path):
+    """A worker killed (for memory, say) breaks the pool: the first unfinished recording, the
+    likeliest cause, is charged an internal attempt; those queued behind it are not attempted
+    this run, so one recording that kills its worker cannot use up everyone's attempts."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    from align.recording import RecordingJob
+    from speechcrawl.align_stage import INTERNAL, NOT_ATTEMPTED, _pooled
+
+    jobs = [RecordingJob("s", f"item{i}", "a.wav", tmp_path / "a.wav", "a.txt",
+                         tmp_path / "a.txt", None, False, "CC0-1.0", "public-domain", "t")
+            for i in range(3)]
+    pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"),
+                               initializer=os._exit, initargs=(9,))  # the worker dies at once
+    try:
+        results = list(_pooled(pool, jobs, tmp_path))
+    finally:
+        pool.shutdown(cancel_futures=True)
+    assert [r[0].item_id for r in results] == ["item0", "item1", "item2"]
+    assert results[0][2].startswith(f"{INTERNAL}worker process died")
+    assert [r[2] for r in results[1:]] == [NOT_ATTEMPTED, NOT_ATTEMPTED]
