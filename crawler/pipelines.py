@@ -195,7 +195,7 @@ class CatalogPipeline(_Pipeline):
     def _mark_gone(self, spider, stats) -> str | None:
         """Mark what a complete discovery no longer finds; refuse a sudden large drop (a
         search index hiccup looks exactly like a mass deletion), returning "suspicious"."""
-        limit = self.settings.getfloat("SPEECHCRAWL_MAX_GONE_FRACTION", 0.2)
+        limit = self.settings.getfloat("SPEECHCRAWL_MAX_GONE_FRACTION")
         try:
             gone = self.catalog.mark_gone(spider.source, spider.seen, self.job_id, limit)
         except cat.TooManyGone as exc:

@@ -73,9 +73,22 @@ SPEECHCRAWL_PROGRESS_INTERVAL = 10.0  # seconds between progress lines
 SPEECHCRAWL_SCRAPE_PAGE = 1000  # Scrape API page size (100-10000)
 # Slow wildcard queries: the official client (internetarchive's Search) waits 300 s for a page.
 SPEECHCRAWL_SCRAPE_TIMEOUT = 300
+SPEECHCRAWL_ADVANCEDSEARCH_ROWS = 500  # advanced search page size (the fallback discovery)
+# Tries of one failed discovery page (the same cursor) before discovery is left incomplete.
+SPEECHCRAWL_DISCOVERY_TRIES = 3
+# A complete discovery that would mark more than this share of the known items gone is refused
+# (the job is "suspicious"): a search-index hiccup looks exactly like a mass deletion.
+SPEECHCRAWL_MAX_GONE_FRACTION = 0.2
+# A metadata answer is parsed on the reactor thread: a larger one is refused (the item recorded
+# as unreadable) instead of stalling the crawl. The largest real items (~100,000 files) answer a
+# few tens of MB.
+SPEECHCRAWL_METADATA_MAX_BYTES = 128 * 1024**2
 
 DOWNLOADER_MIDDLEWARES = {
     "crawler.middlewares.HostAllowListMiddleware": 50,
+    # Proxies from the environment (http_proxy, …) would send requests through a host the
+    # allow-list never sees; the file downloader ignores them too (trust_env = False).
+    "scrapy.downloadermiddlewares.httpproxy.HttpProxyMiddleware": None,
     "scrapy.downloadermiddlewares.retry.RetryMiddleware": None,
     "crawler.middlewares.BackoffRetryMiddleware": 550,
 }

@@ -676,3 +676,20 @@ def test_a_crawl_follows_data_nodes_on_a_second_address_only_when_named(archive,
     assert refused and all(r["reason"] == "host not allowed: 127.0.0.2" for r in refused
                            if "403" not in (r["reason"] or ""))
     assert not [r for r in file_rows(tmp_path / "unnamed") if r["status"] == "downloaded"]
+
+
+def test_proxies_from_the_environment_are_never_used(tmp_path, outsider, base_url):
+    """A proxy named in the environment would carry every request to a host the allow-list
+    never sees: Scrapy's proxy middleware is off and the downloader ignores the environment."""
+    port, seen = outsider
+    proxy = f"http://127.0.0.3:{port}"
+    env = {k: v for k, v in os.environ.items() if k != "SPEECHCRAWL_CONTACT"}
+    env.update(http_proxy=proxy, HTTP_PROXY=proxy, https_proxy=proxy, all_proxy=proxy,
+               no_proxy="")
+    result = scrapy_crawl(tmp_path, base_url, env, "--max-items", "2")
+    assert result.returncode == 0, result.stderr
+    assert seen == []
+    with sqlite3.connect(tmp_path / "catalog.sqlite") as conn:
+        downloaded = conn.execute("SELECT COUNT(*) FROM files WHERE status = 'downloaded'"
+                                  ).fetchone()[0]
+    assert downloaded > 0

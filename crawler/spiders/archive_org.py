@@ -30,12 +30,7 @@ from crawler.settings import ARCHIVE_ORG_BASE_URL, ARCHIVE_ORG_QUERY
 from manifests.version import code_version
 
 SEARCH_FIELDS = "identifier,title,licenseurl"
-ADVANCEDSEARCH_ROWS = 500  # SPEECHCRAWL_ADVANCEDSEARCH_ROWS overrides (tests page small)
 MAX_IDENTIFIER_CHARS = 1000  # archive.org's are ≤ 100; anything longer is not an identifier
-# A metadata answer is parsed on the reactor thread: one larger than this is refused (the item is
-# recorded as unreadable) instead of stalling the crawl. The largest real items (~100,000 files)
-# answer a few tens of MB. SPEECHCRAWL_METADATA_MAX_BYTES overrides.
-METADATA_MAX_BYTES = 128 * 1024**2
 
 
 def _first(value) -> str | None:
@@ -107,7 +102,7 @@ class ArchiveOrgSpider(scrapy.Spider):
 
     # -- discovery -----------------------------------------------------------------------------
     def _tries(self) -> int:
-        return max(1, self.settings.getint("SPEECHCRAWL_DISCOVERY_TRIES", 3))
+        return max(1, self.settings.getint("SPEECHCRAWL_DISCOVERY_TRIES"))
 
     def _scrape_page(self, cursor: str | None, attempt: int = 1) -> scrapy.Request:
         params = {"q": self.query, "fields": SEARCH_FIELDS,
@@ -129,8 +124,7 @@ class ArchiveOrgSpider(scrapy.Spider):
                               dont_filter=True, cb_kwargs={"page": page, "attempt": attempt})
 
     def _rows(self) -> int:
-        return max(1, self.settings.getint("SPEECHCRAWL_ADVANCEDSEARCH_ROWS",
-                                           ADVANCEDSEARCH_ROWS))
+        return max(1, self.settings.getint("SPEECHCRAWL_ADVANCEDSEARCH_ROWS"))
 
     def _incomplete(self, why: str) -> None:
         if self.discovery_problem is None:  # the first cause is the one reported
@@ -158,8 +152,7 @@ class ArchiveOrgSpider(scrapy.Spider):
             if identifier not in self.seen:
                 self.seen.add(identifier)
                 self.crawler.stats.inc_value("speechcrawl/items_discovered")
-                limit = self.settings.getint("SPEECHCRAWL_METADATA_MAX_BYTES",
-                                             METADATA_MAX_BYTES)
+                limit = self.settings.getint("SPEECHCRAWL_METADATA_MAX_BYTES")
                 out.append(scrapy.Request(f"{self.base_url}/metadata/{quote(identifier)}",
                                           callback=self.parse_metadata,
                                           errback=self.metadata_failed,
