@@ -28,6 +28,9 @@ SAMPLE_RATE = 16_000
 # Speaking rate used to guess whether an utterance would make a clip over the length limit.
 EXPECTED_CHARS_PER_S = 14.0
 NEXT_TO_S = 1.0  # how much audio beside a clip is listened to for speech its text lacks
+# Neighbours' speech closer than this has no pause between them (``segment`` never lets them
+# overlap: where no quiet was found, one ends exactly where the next begins).
+JOINED_GAP_S = 0.02
 # More transcript characters per second of audio than anyone speaks (fast speech is ~20): such a
 # text cannot be the recording's, and is refused before any step whose cost grows with it.
 MAX_TEXT_CHARS_PER_S = 60.0
@@ -198,8 +201,8 @@ def align_recording(job: RecordingJob, model: AcousticModel, config: FilterConfi
             "heard_after": after,
             # no pause between this utterance and a neighbour (a clause split): the cut
             # between them may clip a sound
-            "joined": (k and prev_end > seg.speech_start_s) or (
-                k + 1 < len(segments) and next_start < seg.speech_end_s),
+            "joined": (k and seg.speech_start_s - prev_end < JOINED_GAP_S) or (
+                k + 1 < len(segments) and next_start - seg.speech_end_s < JOINED_GAP_S),
         }
         verdict, reasons = tier(metrics, config)
         clip_id = f"{job.key}-{seg.index:05d}"
@@ -219,11 +222,11 @@ def align_recording(job: RecordingJob, model: AcousticModel, config: FilterConfi
             "cer_start": metrics["cer_start"], "cer_end": metrics["cer_end"],
             "chars_per_s": round(metrics["chars_per_s"], 3), "language": metrics["language"],
             "asr_caption": job.asr_caption, "silence_share": round(metrics["silence_share"], 3),
-            # In recording seconds, inside the cut: where two utterances touch, a CTC edge
-            # frame may sit a few ms beyond the cut point.
-            "words": [{"word": w.word, "start_s": round(min(max(w.start_s, start), end), 3),
-                       "end_s": round(min(max(w.end_s, start), end), 3),
-                       "score": round(w.score, 4)}
+            # In recording seconds, as aligned: ``segment`` keeps them inside the speech
+            # edges, so inside the cut (not clamped here, where a clamp would hide a cut
+            # through a word).
+            "words": [{"word": w.word, "start_s": round(w.start_s, 3),
+                       "end_s": round(w.end_s, 3), "score": round(w.score, 4)}
                       for w in seg.words] if verdict != "rejected" else [],
             "heard_before": before, "heard_after": after,
             "cue_start_s": spans[seg.index][0] if spans[seg.index] else None,

@@ -209,29 +209,81 @@ def align_tokens(emissions: Emissions, tokens: list[int], first: int, last: int,
     return word_list, t(first + spans[0].start), t(first + spans[-1].end)
 
 
+def _windows(placed: list[tuple], fps: float, frames: int, slack: int = 5) -> list[tuple]:
+    """Each utterance's forced-alignment window in frames, ``slack`` frames past its placement
+    where the gap to a neighbour allows, and never past the middle of that gap: neighbours'
+    windows do not overlap, so neither can their words (a word shared by two clips was one
+    aligned twice, once in each neighbour's overlapping window)."""
+    lo = [max(0, int(start * fps) - slack) for start, _, _ in placed]
+    hi = [min(frames, int(np.ceil(end * fps)) + slack) for _, end, _ in placed]
+    for i in range(len(placed) - 1):
+        pe, ns = int(np.ceil(placed[i][1] * fps)), int(placed[i + 1][0] * fps)
+        mid = max(0, min(frames, (pe + ns) // 2))
+        hi[i], lo[i + 1] = min(hi[i], mid), max(lo[i + 1], mid)
+    return list(zip(lo, hi, strict=True))
+
+
 def segment(emissions: Emissions, texts: list[str], samples: np.ndarray) -> list[Segment]:
-    """Place each normalised utterance in the recording; see the module's docstring."""
+    """Place each normalised utterance in the recording; see the module's docstring.
+
+    Contract the clip cutter relies on: a segment's speech edges hold all of its words, and
+    one segment's speech ends no later than the next one's starts (both lie within disjoint
+    windows), so a cut between them is never inside a word of either."""
     vocab = emissions.info.vocab
     token_lists = [vocab.encode(t) for t in texts]
     placed = place_utterances(emissions, token_lists)
     energy = _energy_db(samples)
     duration = len(samples) / 16000
     fps = 1 / emissions.frame_s
+    windows = _windows(placed, fps, len(emissions.log_probs))
     out = []
     for i, ((start, end, score), text, tokens) in enumerate(zip(placed, texts, token_lists,
                                                                 strict=True)):
-        first = max(0, int(start * fps) - 5)
-        last = min(len(emissions.log_probs), int(np.ceil(end * fps)) + 5)
+        first, last = windows[i]
+        # The window's edges in seconds: where this segment's speech may begin and end.
+        lo_s = emissions.time(first) if i else 0.0
+        hi_s = min(duration, emissions.time(last)) if i + 1 < len(placed) else duration
         aligned = align_tokens(emissions, tokens, first, last, vocab.text_case(text).split())
         if aligned is None:
-            out.append(Segment(i, text, score, start, end, [], aligned=False))
+            out.append(Segment(i, text, score, max(start, lo_s), max(min(end, hi_s), lo_s), [],
+                               aligned=False))
             continue
         words, t0, t1 = aligned
-        prev_end = placed[i - 1][1] if i else 0.0
-        next_start = placed[i + 1][0] if i + 1 < len(placed) else duration
-        # forced_align looked a few frames past the placement: stay inside the neighbours.
-        t0, t1 = max(t0, prev_end), min(t1, next_start)
-        s, e = _refine_edges(energy, t0, t1, max(prev_end, t0 - 1.0),
-                             min(next_start, t1 + 1.0))
-        out.append(Segment(i, text, score, s, min(e, duration), words))
+        t0, t1 = max(t0, lo_s), min(t1, hi_s)
+        s, e = _refine_edges(energy, t0, t1, max(lo_s, t0 - 1.0), min(hi_s, t1 + 1.0))
+        # The energy search works on 10 ms frames and may end a frame past its bound, or stop
+        # short of a word's last frame: the window bounds it, the words widen it.
+        s, e = max(s, lo_s), min(e, hi_s)
+        if words:
+            s, e = min(s, words[0].start_s), max(e, words[-1].end_s)
+        out.append(Segment(i, text, score, s, e, words))
     return out
+
+
+def edge_faults(clips: list[dict]) -> dict[str, list[str]]:
+    """Clean clips (manifest rows) whose cut goes through a word — the contract above, checked
+    on what the align stage wrote: ``inside_word``, a clip that starts after its first word's
+    start or ends before its last word's end; ``shares_word``, a clip whose audio reaches into
+    a word of the clip before or after it in the same recording (rejected clips have no audio
+    and no words, so they are no one's neighbour). Ids, sorted."""
+    by_recording: dict[tuple, list[dict]] = {}
+    for c in clips:
+        if c["tier"] != "rejected":
+            key = (c["source"], c["item_id"], c["audio_file"])
+            by_recording.setdefault(key, []).append(c)
+    inside, shares = set(), set()
+    for rows in by_recording.values():
+        rows.sort(key=lambda c: (c["start_s"], c["clip_id"]))
+        for k, c in enumerate(rows):
+            words = c["words"] or []
+            if c["tier"] != "clean" or not words:
+                continue
+            if c["start_s"] > words[0]["start_s"] or c["end_s"] < words[-1]["end_s"]:
+                inside.add(c["clip_id"])
+            for n in rows[max(0, k - 1): k] + rows[k + 1: k + 2]:
+                theirs = n["words"] or []
+                if any(c["start_s"] < w["end_s"] and w["start_s"] < c["end_s"] for w in theirs) \
+                        or any(n["start_s"] < w["end_s"] and w["start_s"] < n["end_s"]
+                               for w in words):
+                    shares.add(c["clip_id"])
+    return {"inside_word": sorted(inside), "shares_word": sorted(shares)}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pyarrow.parquet as pq
 import pytest
 import torchaudio
 
@@ -18,6 +19,7 @@ from align.segment import (
     Segment,
     TextLongerThanAudio,
     _window_sizes,
+    edge_faults,
     segment,
 )
 
@@ -63,6 +65,80 @@ def test_boundaries_from_oracle_emissions(archive, defects, kind):
     for a, b in truth["unspoken"]:  # nothing placed over the jingle
         assert not [s for s in segs if s.speech_start_s < b and s.speech_end_s > a]
     assert all(s.words and s.words[0].start_s <= s.words[-1].end_s for s in segs)
+
+
+def _contract_holds(segs) -> None:
+    """Each segment's speech holds its words; neighbours' speech never overlaps."""
+    for a, b in zip(segs, segs[1:], strict=False):
+        assert a.speech_end_s <= b.speech_start_s, (a.index, a.speech_end_s, b.speech_start_s)
+    for s in segs:
+        if s.words:
+            assert s.speech_start_s <= s.words[0].start_s, s.index
+            assert s.words[-1].end_s <= s.speech_end_s, s.index
+
+
+@pytest.mark.parametrize("kind", ["intro_outro", "mismatched_transcript"])
+def test_utterances_without_a_pause_between_them_share_no_word(archive, defects, kind):
+    """Every sentence cut in two at a word (as a clause split does): the halves' tokens run
+    on without a gap, so forced alignment windows padded past each placement would overlap
+    and the same word could be aligned in both halves. Speech edges stay apart and hold their
+    words; and the sentences whole keep the contract too."""
+    truth, samples = recording(archive, defects, kind)
+    emissions = oracle(truth, len(samples) / 16000)
+    halves = []
+    for s in truth["sentences"]:
+        words = normalize(s["text"]).split()
+        cut = max(1, len(words) // 2)
+        halves += [" ".join(words[:cut]), " ".join(words[cut:])] if len(words) > 1 \
+            else [" ".join(words)]
+    segs = segment(emissions, halves, samples)
+    assert [s.index for s in segs] == list(range(len(halves)))
+    assert sum(bool(s.words) for s in segs) >= 0.9 * len(segs)
+    _contract_holds(segs)
+    _contract_holds(segment(emissions, [normalize(s["text"]) for s in truth["sentences"]],
+                            samples))
+
+
+def _row(clip_id: str, start: float, end: float, words: list[tuple[float, float]],
+         tier_: str = "clean") -> dict:
+    return {"clip_id": clip_id, "source": "s", "item_id": "i", "audio_file": "a.mp3",
+            "tier": tier_, "start_s": start, "end_s": end,
+            "words": [{"word": "w", "start_s": a, "end_s": b} for a, b in words]}
+
+
+def test_edge_faults_finds_cuts_through_words():
+    good = [_row("a", 0.0, 2.1, [(0.2, 1.0), (1.1, 2.0)]),
+            _row("b", 2.1, 4.0, [(2.3, 3.0), (3.1, 3.8)])]
+    assert edge_faults(good) == {"inside_word": [], "shares_word": []}
+    # No end padding and a cut before the last word's end; the next clip starts with its tail.
+    cut = [_row("a", 0.0, 1.5, [(0.2, 1.0), (1.1, 2.0)]), _row("b", 1.5, 4.0, [(2.3, 3.0)])]
+    assert edge_faults(cut) == {"inside_word": ["a"], "shares_word": ["a", "b"]}
+    # The other way round: a clip starting after its first word's start.
+    late = [_row("a", 0.5, 2.1, [(0.2, 1.0), (1.1, 2.0)])]
+    assert edge_faults(late)["inside_word"] == ["a"]
+    # A neighbour's audio over this clip's first word, with every clip's own words inside it.
+    over = [_row("a", 0.0, 2.5, [(0.2, 2.0)]), _row("b", 2.2, 4.0, [(2.4, 3.0)])]
+    assert edge_faults(over) == {"inside_word": [], "shares_word": ["a", "b"]}
+    # Other recordings and rejected clips (no audio) are nobody's neighbour; only clean
+    # clips are reported.
+    apart = [_row("a", 0.0, 2.5, [(0.2, 2.0)]),
+             {**_row("b", 2.2, 4.0, [(2.4, 3.0)]), "audio_file": "b.mp3"},
+             _row("c", 2.2, 4.0, [], "rejected"), _row("d", 5.0, 6.0, [(4.0, 5.5)], "other")]
+    assert edge_faults(apart) == {"inside_word": [], "shares_word": []}
+
+
+def test_clean_clips_of_the_small_archive_are_never_cut_inside_a_word(aligned):
+    """The demo model on the small archive: every clean clip starts before its first word and
+    ends after its last, and no clip's audio reaches into a neighbour's word."""
+    rows = [r for p in sorted((aligned / "manifests" / "clips").glob("*.parquet"))
+            for r in pq.read_table(p).to_pylist()]
+    clean = [r for r in rows if r["tier"] == "clean"]
+    assert clean and all(r["words"] for r in clean)
+    assert edge_faults(rows) == {"inside_word": [], "shares_word": []}
+    for r in rows:  # the words are as aligned, inside the clip, not clamped onto its edges
+        if r["words"]:
+            assert r["start_s"] <= r["words"][0]["start_s"] <= r["words"][-1]["end_s"] <= \
+                r["end_s"], r["clip_id"]
 
 
 def test_text_longer_than_audio_is_refused(archive, defects):
