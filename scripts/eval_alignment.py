@@ -11,7 +11,9 @@ given model, and compares every clip with the sentence onsets/offsets in ``truth
 - the filter: share of clips with the right text (a matching transcript, and speech within
   200 ms of the truth) kept ``clean`` (target ≥ 90 %), and ``clean`` clips from transcripts
   that do not match their audio or placed over other words (> 500 ms off) (target: none);
-- no clip overlaps the unspoken intro or outro.
+- no clip overlaps the unspoken intro or outro;
+- no clean clip cut inside one of its aligned words, and none whose audio reaches into a
+  neighbouring clip's word (``align.segment.edge_faults``) (target: none).
 
     .venv/bin/python scripts/eval_alignment.py [--items 40] [--model demo] [--workdir DIR]
 """
@@ -28,6 +30,7 @@ import numpy as np
 import pyarrow.parquet as pq
 
 from align.normalize import normalize
+from align.segment import edge_faults
 from crawler.run import crawl
 from crawler.sample_archive.build import build
 from crawler.sample_archive.server import serving
@@ -91,6 +94,7 @@ def evaluate(archive: Path, clips: list[dict]) -> dict:
                 neighbour_ok.append(c["start_s"] >= prev_end - 0.1 and
                                     c["end_s"] <= next_start + 0.1)
     errors = np.array(start_err + end_err)
+    faults = edge_faults(clips)
     return {
         "clips": len(clips), "compared": len(start_err),
         "boundary_median_ms": float(np.median(errors) * 1000) if errors.size else None,
@@ -103,6 +107,9 @@ def evaluate(archive: Path, clips: list[dict]) -> dict:
         "wrong_text_clean_clips": wrong_clean,
         "misplaced_clips": misplaced, "misplaced_clean_clips": misplaced_clean,
         "clips_over_unspoken_audio": overlaps,
+        "clean_clips": sum(c["tier"] == "clean" for c in clips),
+        "clean_cut_inside_a_word": len(faults["inside_word"]),
+        "clean_sharing_a_word": len(faults["shares_word"]),
     }
 
 
@@ -132,6 +139,9 @@ def main() -> None:
           f"(target 0); {r['misplaced_clean_clips']} clean of {r['misplaced_clips']} misplaced "
           f"clips (target 0); {r['clips_over_unspoken_audio']} kept clips over unspoken "
           "intro/outro (target 0)")
+    print(f"word edges: {r['clean_cut_inside_a_word']} of {r['clean_clips']} clean clips cut "
+          f"inside one of their words, {r['clean_sharing_a_word']} sharing a word with a "
+          "neighbour (target 0 and 0)")
 
 
 if __name__ == "__main__":
