@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import datetime
 import json
-import sqlite3
 from collections import Counter, defaultdict
 from pathlib import Path
 
 import pyarrow.parquet as pq
 
+from manifests.catalog import Catalog, ItemDecision
 from manifests.licenses import acceptable_spdx
 from manifests.version import code_version
 
@@ -25,13 +25,8 @@ FAMILY_NAMES = {"public-domain": "Public domain", "by": "CC BY", "by-sa": "CC BY
                 None: "Not permitted / unknown"}
 
 
-def _rows(db: Path, sql: str, *params) -> list[dict]:
-    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
-    conn.row_factory = sqlite3.Row
-    try:
-        return [dict(r) for r in conn.execute(sql, params)]
-    finally:
-        conn.close()
+class AuditError(ValueError):
+    """The audit cannot be made as asked (no such release, say); a one-line reason."""
 
 
 def reason_category(reason: str | None) -> str:
@@ -40,24 +35,67 @@ def reason_category(reason: str | None) -> str:
 
 
 def read_release(release: Path) -> dict:
-    """A release's rows per subset: item, license and duration, from its Parquet shards."""
-    meta = {}
-    if (release / "release.json").exists():
-        meta = json.loads((release / "release.json").read_text())
+    """A release's rows per subset (clip id, item, license, duration) from its Parquet shards,
+    and which subsets are samples of the others. A directory that is not a release is an
+    error: a gate that passes on 0 clips because the path was mistyped passes nothing."""
+    release = Path(release)
+    if not release.is_dir():
+        raise AuditError(f"no release at {release}: the directory does not exist")
+    if not (release / "release.json").is_file():
+        raise AuditError(f"{release} is not a release (no release.json)")
+    try:
+        meta = json.loads((release / "release.json").read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise AuditError(f"{release / 'release.json'} is not readable JSON ({exc})") from None
+    if not isinstance(meta, dict):
+        raise AuditError(f"{release / 'release.json'} does not describe a release")
     rows = []
     for shard in sorted((release / "data").glob("*/*.parquet")):
         cols = set(pq.read_schema(shard).names)  # the audio bytes are never read
-        wanted = [c for c in ("item_id", "source", "license_spdx", "duration_ms") if c in cols]
+        wanted = [c for c in ("id", "audio_hash", "item_id", "source", "license_spdx",
+                              "duration_ms") if c in cols]
         for r in pq.read_table(shard, columns=wanted).to_pylist():
             rows.append({"subset": shard.parent.name, "shard": f"{shard.parent.name}/{shard.name}",
-                         **r})
-    return {"version": meta.get("version") or release.name, "name": release.name, "rows": rows}
+                         "clip": clip_identity(r), **r})
+    configs = meta.get("configs") if isinstance(meta.get("configs"), dict) else {}
+    return {"version": meta.get("version") or release.name, "name": release.name, "rows": rows,
+            "samples": _samples(rows, configs)}
+
+
+def clip_identity(row: dict) -> tuple:
+    """What makes two release rows one clip: its id, else its decoded audio's hash, else the
+    row itself (counted once per config it is in)."""
+    if row.get("id"):
+        return ("id", row["id"])
+    if row.get("audio_hash"):
+        return ("audio", row["audio_hash"])
+    return ("row", row.get("shard"), id(row))
+
+
+def _samples(rows: list[dict], configs: dict) -> dict[str, list[str]]:
+    """Subsets that are samples of others ({sample: [the subsets its clips come from]}): the
+    ones release.json says are capped (``max_clips``), and any whose clips all lie in another
+    larger subset. Their clips are counted where they come from, never again."""
+    ids: dict[str, set] = defaultdict(set)
+    for r in rows:
+        ids[r["subset"]].add(r["clip"])
+    out = {}
+    for name, mine in sorted(ids.items()):
+        capped = isinstance(configs.get(name), dict) and configs[name].get("max_clips")
+        homes = sorted(o for o, theirs in ids.items() if o != name and mine & theirs
+                       and not (isinstance(configs.get(o), dict)
+                                and configs[o].get("max_clips")))
+        inside = set().union(*(ids[o] for o in homes)) >= mine if homes else False
+        strict = any(mine < ids[o] for o in homes)
+        if inside and (capped or strict):
+            out[name] = homes
+    return out
 
 
 def permitted_family(item: dict | None) -> str | None:
     """An item's license family if it may be distributed: accepted by the gate, and its SPDX id
     one the gate may accept with that very family (never the family column alone)."""
-    if not item or item.get("decision") != "accepted":
+    if not item or item.get("decision") != ItemDecision.ACCEPTED:
         return None
     family = acceptable_spdx(item.get("license_spdx"))
     return family if family == item.get("license_family") else None
@@ -83,27 +121,23 @@ def _verdict(spdx_ids: set[tuple[str | None, str | None]]) -> tuple[str, bool]:
 
 def build_audit(workdir: Path, release: Path | None = None,
                 now: datetime.datetime | None = None) -> dict:
-    db = Path(workdir) / "catalog.sqlite"
-    if not db.exists():
-        raise FileNotFoundError(f"no catalog at {db}: run a crawl first")
-    items = _rows(db, "SELECT * FROM items ORDER BY source, item_id")
-    files = _rows(db, "SELECT * FROM files ORDER BY source, item_id, name")
-    pairs = _rows(db, "SELECT * FROM pairs ORDER BY source, item_id, audio")
-    changes = _rows(db, "SELECT * FROM changes WHERE what IN ('license changed', "
-                        "'decision changed') ORDER BY source, item_id, change_id")
+    # Read the release first: a mistyped --release fails before anything else is read.
+    rel = read_release(Path(release)) if release is not None else None
+    with Catalog.reader(Path(workdir) / "catalog.sqlite") as catalog:
+        items = catalog.item_records()
+        files = catalog.file_records()
+        downloaded_s = catalog.audio_seconds()
+        changes = catalog.license_changes()
     by_item_files = defaultdict(list)
     for f in files:
         by_item_files[(f["source"], f["item_id"])].append(f)
-    paired_audio = {(p["source"], p["item_id"], p["audio"]) for p in pairs
-                    if p["status"] == "paired"}
 
-    rel = read_release(Path(release)) if release else None
-    rel_use: dict[tuple, dict] = defaultdict(lambda: {"clips": 0, "ms": 0, "subsets": set()})
+    # Each clip once per item, whichever configs (and samples of them) it is in.
+    rel_use: dict[tuple, dict] = defaultdict(lambda: {"clips": {}, "subsets": set()})
     if rel:
         for r in rel["rows"]:
             use = rel_use[(r.get("source", "archive_org"), r.get("item_id"))]
-            use["clips"] += 1
-            use["ms"] += r.get("duration_ms") or 0
+            use["clips"][r["clip"]] = r.get("duration_ms") or 0
             use["subsets"].add(r["subset"])
 
     findings: list[dict] = []
@@ -117,9 +151,7 @@ def build_audit(workdir: Path, release: Path | None = None,
     for it in items:
         key = (it["source"], it["item_id"])
         its_files = by_item_files[key]
-        audio_hours = sum((f["length_s"] or 0) for f in its_files if f["role"] == "audio"
-                          and f["status"] == "downloaded"  # a duplicate is counted once
-                          and (f["source"], f["item_id"], f["name"]) in paired_audio) / 3600
+        audio_hours = downloaded_s.get(key, 0.0) / 3600  # a duplicate is counted once
         asr = [f for f in its_files if f["asr"]]
         use = rel_use.get(key)
         evidence = json.loads(it["license_evidence"] or "[]")
@@ -132,8 +164,8 @@ def build_audit(workdir: Path, release: Path | None = None,
             "decision": it["decision"], "reason": it["reason"], "crawled_at": it["crawled_at"],
             "gone_at": it["gone_at"], "hours_downloaded": round(audio_hours, 4),
             "asr_files": [f["name"] for f in asr],
-            "clips_used": use["clips"] if use else 0,
-            "hours_used": round(use["ms"] / 3_600_000, 4) if use else 0.0,
+            "clips_used": len(use["clips"]) if use else 0,
+            "hours_used": round(sum(use["clips"].values()) / 3_600_000, 4) if use else 0.0,
             "subsets": sorted(use["subsets"]) if use else [],
         }
         out_items.append(row)
@@ -142,12 +174,12 @@ def build_audit(workdir: Path, release: Path | None = None,
                     f"{f['name']} is a machine (ASR) caption, not a human transcript; its clips "
                     "are excluded from releases by default", file=f["name"],
                     why=f["asr_reason"] or "")
-        if it["decision"] == "accepted" and permitted_family(it) is None:
+        if it["decision"] == ItemDecision.ACCEPTED and permitted_family(it) is None:
             finding("blocker" if use else "warning", "license_not_permitted", it,
                     f"accepted as {it['license_family'] or 'no family'}, but its SPDX id "
                     f"{it['license_spdx'] or '(none)'} is not one the license gate may accept "
                     "with that family: re-crawl it", license=it["license_spdx"] or "unknown")
-        if it["decision"] == "accepted" and (not it["creator"] or not it["title"]):
+        if it["decision"] == ItemDecision.ACCEPTED and (not it["creator"] or not it["title"]):
             missing = [k for k in ("title", "creator") if not it[k]]
             finding("warning", "attribution_incomplete", it,
                     f"missing {' and '.join(missing)}: attribution (TASL) cannot be complete",
@@ -159,7 +191,7 @@ def build_audit(workdir: Path, release: Path | None = None,
             finding("warning", "license_not_rechecked", it,
                     f"no longer found at the source since {it['gone_at']}: its license evidence "
                     "could not be re-checked", gone_at=it["gone_at"])
-        if it["decision"] == "accepted":
+        if it["decision"] == ItemDecision.ACCEPTED:
             attribution.append({
                 "source": it["source"], "item_id": it["item_id"],
                 "title": it["title"] or "", "author": it["creator"] or "",
@@ -208,11 +240,12 @@ def build_audit(workdir: Path, release: Path | None = None,
                         f"subset '{name}' holds share-alike material ({', '.join(sa_here)}) but "
                         "is not labelled share-alike", subset=name)
             verdict, ok = _verdict(lic)
-            subsets.append({"name": name, "clips": len(rows),
-                            "hours": round(sum(r.get("duration_ms") or 0 for r in rows)
-                                           / 3_600_000, 4),
+            clips = {r["clip"]: r.get("duration_ms") or 0 for r in rows}
+            subsets.append({"name": name, "clips": len(clips),
+                            "hours": round(sum(clips.values()) / 3_600_000, 4),
                             "licenses": sorted(s or "unknown" for s, _ in lic),
-                            "verdict": verdict, "distributable": ok})
+                            "verdict": verdict, "distributable": ok,
+                            "sample_of": rel["samples"].get(name)})
     else:
         for name, families in (("PD + CC BY", {"public-domain", "by"}),
                                ("CC BY-SA", {"by-sa"})):
@@ -226,25 +259,38 @@ def build_audit(workdir: Path, release: Path | None = None,
                                 "licenses": sorted(s for s, _ in lic), "verdict": verdict,
                                 "distributable": ok})
 
-    accepted = [r for r in out_items if r["decision"] == "accepted"]
-    hours_by = lambda key: dict(sorted(Counter({  # noqa: E731
-        k: round(sum(r["hours_used" if rel else "hours_downloaded"] for r in accepted
-                     if key(r) == k), 4) for k in {key(r) for r in accepted}}).items()))
+    accepted = [r for r in out_items if r["decision"] == ItemDecision.ACCEPTED]
+    # Every clip of the release once, whichever configs hold it (a sample adds nothing).
+    release_clips = {r["clip"]: r.get("duration_ms") or 0 for r in rel["rows"]} if rel else {}
+
+    def exact_hours(r: dict) -> float:
+        """Unrounded, so a total is rounded once (the release card rounds it so too)."""
+        key = (r["source"], r["item_id"])
+        if rel:
+            return sum(rel_use[key]["clips"].values()) / 3_600_000 if key in rel_use else 0.0
+        return downloaded_s.get(key, 0.0) / 3600
+
+    def hours_by(key) -> dict:
+        sums: dict = defaultdict(float)
+        for r in accepted:
+            sums[key(r)] += exact_hours(r)
+        return {k: round(v, 4) for k, v in sorted(sums.items())}
+
     summary = {
         "items_seen": len(out_items),
         "items_accepted": len(accepted),
         "items_rejected": len(out_items) - len(accepted),
         "items_gone": sum(1 for r in out_items if r["gone_at"]),
-        "hours_downloaded": round(sum(r["hours_downloaded"] for r in accepted), 4),
-        "hours_in_release": round(sum(r["hours_used"] for r in out_items), 4) if rel else None,
-        "clips_in_release": sum(r["clips_used"] for r in out_items) if rel else None,
+        "hours_downloaded": round(sum(downloaded_s.values()) / 3600, 4),
+        "hours_in_release": round(sum(release_clips.values()) / 3_600_000, 4) if rel else None,
+        "clips_in_release": len(release_clips) if rel else None,
         "items_by_family": dict(sorted(Counter(
             FAMILY_NAMES[r["license_family"]] for r in accepted).items())),
         "hours_by_license": hours_by(lambda r: r["license_spdx"]),
         "hours_by_source": hours_by(lambda r: r["source"]),
         "rejections_by_reason": dict(sorted(Counter(
             reason_category(r["reason"]) for r in out_items
-            if r["decision"] == "rejected").items())),
+            if r["decision"] != ItemDecision.ACCEPTED).items())),
     }
     findings.sort(key=lambda f: ({"blocker": 0, "warning": 1, "info": 2}[f["severity"]],
                                  f["kind"], f["source"] or "", f["item_id"] or "",

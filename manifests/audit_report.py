@@ -67,6 +67,15 @@ def _table(headers: list[str], rows: list[list], cls: str = "") -> str:
     return f'<table class="{cls}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
 
 
+def _sample_note(subset: dict) -> str:
+    """A sample's clips are counted in the subsets they come from, not again: say so."""
+    if not subset.get("sample_of"):
+        return ""
+    return (f'<br><span class="muted" data-sample-of="{_e(" ".join(subset["sample_of"]))}">'
+            f'a sample of {_e(", ".join(subset["sample_of"]))}: its clips are counted there, '
+            'not added to the totals</span>')
+
+
 def render_html(audit: dict) -> str:
     s, gate = audit["summary"], audit["gate"]
     rel = audit["release"]
@@ -90,7 +99,8 @@ def render_html(audit: dict) -> str:
               bar_chart("Hours per subset", subset_hours, "h"),
               bar_chart("Rejected items by reason", s["rejections_by_reason"], "items", BLOCK)]
     subsets = _table(["subset", "clips", "hours", "licenses", "verdict"], [
-        [_e(x["name"]), _e(x["clips"]), f'{x["hours"]:.2f}', _e(", ".join(x["licenses"])),
+        [_e(x["name"]) + _sample_note(x), _e(x["clips"]), f'{x["hours"]:.2f}',
+         _e(", ".join(x["licenses"])),
          f'<span class="{"" if x["distributable"] else "blocker"}">{_e(x["verdict"])}</span>']
         for x in audit["subsets"]])
     findings = _table(["severity", "finding", "item", "what"], [

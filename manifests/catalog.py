@@ -13,7 +13,8 @@ import json
 import sqlite3
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
 
 SCHEMA_VERSION = 1
@@ -67,15 +68,65 @@ CREATE TABLE IF NOT EXISTS pairs (
 );
 """
 
-# File statuses. "pending" files are what a crawl still has to fetch; settled ones are not
-# fetched again while the source lists them with the same md5.
+
+
+class FileStatus(StrEnum):
+    """A file's state. "pending" files are what a crawl still has to fetch; settled ones are
+    not fetched again while the source lists them with the same md5."""
+
+    PENDING = "pending"
+    DOWNLOADED = "downloaded"
+    SKIPPED = "skipped"
+    CORRUPT = "corrupt"
+    DUPLICATE = "duplicate"  # the same bytes are stored under another item: counted once
+    REMOVED = "removed"
+    FAILED = "failed"
+
+
+class ItemDecision(StrEnum):
+    """The license gate's verdict on an item."""
+
+    ACCEPTED = "accepted"
+    REJECTED = "rejected"
+
+
+class PairStatus(StrEnum):
+    """Whether an audio↔transcript pair may be aligned."""
+
+    PAIRED = "paired"
+    UNUSABLE = "unusable"
+    REJECTED = "rejected"
+
+
+class AlignmentStatus(StrEnum):
+    """The align stage's outcome for one recording."""
+
+    DONE = "done"
+    FAILED = "failed"
+
+
+class JobStatus(StrEnum):
+    """How a crawl job ended ("running" while it runs, or when it died without saying)."""
+
+    RUNNING = "running"
+    FINISHED = "finished"
+    INCOMPLETE = "incomplete"
+    SUSPICIOUS = "suspicious"
+    FAILED = "failed"
+
+
 PENDING, DOWNLOADED, SKIPPED, CORRUPT, DUPLICATE, REMOVED = (
-    "pending", "downloaded", "skipped", "corrupt", "duplicate", "removed")
+    FileStatus.PENDING, FileStatus.DOWNLOADED, FileStatus.SKIPPED, FileStatus.CORRUPT,
+    FileStatus.DUPLICATE, FileStatus.REMOVED)
 # Files of a rejected item are skipped for this reason, and fetched if the item is accepted later.
 ITEM_REJECTED = "item rejected by the license gate"
 # Skips decided by looking at fetched bytes; other skips are decided afresh at every crawl.
 NOT_AUDIO, NOT_TEXT = "not audio: the content is not an audio or video stream", \
     "not a transcript: binary content"
+
+
+# What a failed catalog read or write raises, for callers that must carry on without one.
+CatalogError = sqlite3.Error
 
 
 class TooManyGone(Exception):
@@ -117,32 +168,106 @@ class FileRow:
     duplicate_of: str | None = None
 
 
+@dataclass(frozen=True)
+class Counts:
+    """What the catalog holds, each thing counted once. Every report (the crawl's last line,
+    the align report, the summary, the audit) reads these, so one figure is one number."""
+
+    items: int
+    accepted: int
+    rejected: int
+    gone: int
+    files: dict[str, int]  # every file by status
+    audio: dict[str, int]  # audio files by status: a recording stored twice is one downloaded
+    audio_seconds: float  # of the downloaded recordings (a duplicate is not counted again)
+    recordings_aligned: int
+    recordings_failed: int
+    aligned_seconds: float  # of the recordings aligned
+
+
+@dataclass(frozen=True)
+class Duplicate:
+    """A file the crawl did not store again: the same bytes are stored as ``duplicate_of``."""
+
+    source: str
+    item_id: str
+    name: str
+    role: str
+    duplicate_of: str  # "<item_id>/<name>" of the stored copy, same source
+
+
+@dataclass(frozen=True)
+class Alignment:
+    """The align stage's record of one recording."""
+
+    source: str
+    item_id: str
+    audio: str
+    status: AlignmentStatus
+    reason: str | None
+    audio_s: float | None
+    manifest: str | None
+    extra: dict = field(default_factory=dict, compare=False, repr=False)
+
+
 class Catalog:
-    def __init__(self, path: Path):
+    """The catalog. ``Catalog(path)`` opens (or creates) it for writing; ``Catalog.reader(path)``
+    opens an existing one read-only, for the reports: reading never changes a workdir."""
+
+    def __init__(self, path: Path, *, readonly: bool = False):
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.readonly = readonly
         self._local = threading.local()
+        if readonly:
+            if not self.path.is_file():
+                raise FileNotFoundError(f"no catalog at {self.path}: run a crawl first")
+            self._conn()
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
         conn = self._conn()
         conn.executescript(SCHEMA)
         conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
+    @classmethod
+    def reader(cls, path: Path) -> Catalog:
+        """An existing catalog, read-only; FileNotFoundError (saying so) when there is none."""
+        return cls(path, readonly=True)
+
     def connect(self) -> _Tx:
         """A transaction on this thread's connection: ``with catalog.connect() as conn:``."""
-        return _Tx(self._conn())
+        return _Tx(self._conn(), "DEFERRED" if self.readonly else "IMMEDIATE")
 
     def _conn(self) -> sqlite3.Connection:
         """This thread's connection (SQLite connections must not cross threads)."""
         conn = getattr(self._local, "conn", None)
         if conn is None:
-            conn = sqlite3.connect(self.path, timeout=60, isolation_level=None)
-            conn.row_factory = sqlite3.Row
-            conn.execute("PRAGMA journal_mode = WAL")
-            conn.execute("PRAGMA synchronous = NORMAL")
-            conn.execute("PRAGMA foreign_keys = ON")
+            if self.readonly:  # a URI, so any character of the path is taken as it is
+                conn = sqlite3.connect(self.path.absolute().as_uri() + "?mode=ro", uri=True,
+                                       timeout=60, isolation_level=None)
+                conn.row_factory = sqlite3.Row
+            else:
+                conn = sqlite3.connect(self.path, timeout=60, isolation_level=None)
+                conn.row_factory = sqlite3.Row
+                conn.execute("PRAGMA journal_mode = WAL")
+                conn.execute("PRAGMA synchronous = NORMAL")
+                conn.execute("PRAGMA foreign_keys = ON")
             self._local.conn = conn
         return conn
 
-    def query(self, sql: str, *params) -> list[sqlite3.Row]:
+    def close(self) -> None:
+        """Close this thread's connection (a reader is done with the catalog)."""
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+            self._local.conn = None
+
+    def __enter__(self) -> Catalog:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def _query(self, sql: str, *params) -> list[sqlite3.Row]:
         with self.connect() as conn:
             return conn.execute(sql, params).fetchall()
 
@@ -151,7 +276,7 @@ class Catalog:
         with self.connect() as conn:
             cur = conn.execute(
                 "INSERT INTO jobs (source, base_url, query, started_at, status) "
-                "VALUES (?, ?, ?, ?, 'running')", (source, base_url, query, now()))
+                "VALUES (?, ?, ?, ?, ?)", (source, base_url, query, now(), JobStatus.RUNNING))
             return cur.lastrowid
 
     def finish_job(self, job_id: int, status: str, stats: dict) -> None:
@@ -232,7 +357,8 @@ class Catalog:
                     "INSERT INTO items (source, item_id, url, metadata, metadata_hash, "
                     "license_raw, license_evidence, decision, reason, first_seen_at, "
                     "crawled_at, last_job_id) VALUES (?, ?, ?, '{}', '', 'null', '[]', "
-                    "'rejected', ?, ?, ?, ?)", (*key, item["url"], item["reason"], t, t, job_id))
+                    "?, ?, ?, ?, ?)", (*key, item["url"], ItemDecision.REJECTED, item["reason"],
+                                       t, t, job_id))
                 what = "item added"
             conn.execute("INSERT INTO changes (source, item_id, job_id, at, what, old, new) "
                          "VALUES (?, ?, ?, ?, ?, NULL, ?)", (*key, job_id, t, what,
@@ -443,7 +569,7 @@ class Catalog:
     # -- alignment -------------------------------------------------------------------------
     def alignable(self) -> list[sqlite3.Row]:
         """Every usable audio↔transcript pair of an accepted item, with what alignment needs."""
-        return self.query(
+        return self._query(
             """SELECT p.source, p.item_id, p.audio, p.transcript, a.local_path AS audio_path,
                       a.length_s, a.md5 AS audio_md5, t.local_path AS transcript_path,
                       t.md5 AS transcript_md5, t.asr, i.title, i.creator, i.url,
@@ -453,13 +579,14 @@ class Catalog:
                JOIN files a ON a.source = p.source AND a.item_id = p.item_id AND a.name = p.audio
                JOIN files t ON t.source = p.source AND t.item_id = p.item_id
                     AND t.name = p.transcript
-               WHERE p.status = 'paired' AND i.decision = 'accepted' AND i.gone_at IS NULL
-                 AND a.status = 'downloaded'  -- a duplicate recording is aligned once
-                 AND t.status IN ('downloaded', 'duplicate')
-               ORDER BY p.source, p.item_id, p.audio""")
+               WHERE p.status = ? AND i.decision = ? AND i.gone_at IS NULL
+                 AND a.status = ?  -- a duplicate recording is aligned once
+                 AND t.status IN (?, ?)
+               ORDER BY p.source, p.item_id, p.audio""", PairStatus.PAIRED, ItemDecision.ACCEPTED,
+            DOWNLOADED, DOWNLOADED, DUPLICATE)
 
     def alignment(self, source: str, item_id: str, audio: str) -> sqlite3.Row | None:
-        rows = self.query("SELECT * FROM alignments WHERE source = ? AND item_id = ? AND "
+        rows = self._query("SELECT * FROM alignments WHERE source = ? AND item_id = ? AND "
                           "audio = ?", source, item_id, audio)
         return rows[0] if rows else None
 
@@ -481,21 +608,99 @@ class Catalog:
     def items(self, source: str | None = None) -> Iterator[sqlite3.Row]:
         sql = "SELECT * FROM items" + (" WHERE source = ?" if source else "") + \
             " ORDER BY source, item_id"
-        yield from self.query(sql, *([source] if source else []))
+        yield from self._query(sql, *([source] if source else []))
 
     def files(self, source: str, item_id: str) -> list[sqlite3.Row]:
-        return self.query("SELECT * FROM files WHERE source = ? AND item_id = ? ORDER BY name",
-                          source, item_id)
+        return self._query("SELECT * FROM files WHERE source = ? AND item_id = ? ORDER BY name",
+                           source, item_id)
+
+    # -- the read API: every report counts through these -------------------------------------
+    def counts(self) -> Counts:
+        """Items, files by status, hours downloaded and aligned, read in one snapshot."""
+        with self.connect() as conn:
+            items, accepted, gone = conn.execute(
+                "SELECT COUNT(*), COALESCE(SUM(decision = ?), 0), "
+                "COALESCE(SUM(gone_at IS NOT NULL), 0) FROM items",
+                (ItemDecision.ACCEPTED,)).fetchone()
+            files: dict[str, int] = {}
+            audio: dict[str, int] = {}
+            for role, status, n in conn.execute(
+                    "SELECT role, status, COUNT(*) FROM files GROUP BY role, status "
+                    "ORDER BY role, status"):
+                files[status] = files.get(status, 0) + n
+                if role == "audio":
+                    audio[status] = n
+            (seconds,) = conn.execute(
+                "SELECT COALESCE(SUM(length_s), 0) FROM files WHERE role = 'audio' AND "
+                "status = ?", (DOWNLOADED,)).fetchone()
+            done, failed, aligned = conn.execute(
+                "SELECT COALESCE(SUM(status = ?), 0), COALESCE(SUM(status = ?), 0), "
+                "COALESCE(SUM(CASE WHEN status = ? THEN audio_s END), 0) FROM alignments",
+                (AlignmentStatus.DONE, AlignmentStatus.FAILED,
+                 AlignmentStatus.DONE)).fetchone()
+        return Counts(items=items, accepted=accepted, rejected=items - accepted, gone=gone,
+                      files=files, audio=audio, audio_seconds=float(seconds),
+                      recordings_aligned=done, recordings_failed=failed,
+                      aligned_seconds=float(aligned))
+
+    def audio_seconds(self) -> dict[tuple[str, str], float]:
+        """Seconds of downloaded audio per (source, item_id); a duplicate is counted at the
+        copy that is stored, never twice. The values add up to ``counts().audio_seconds``."""
+        return {(r["source"], r["item_id"]): float(r["s"]) for r in self._query(
+            "SELECT source, item_id, SUM(length_s) AS s FROM files WHERE role = 'audio' AND "
+            "status = ? AND length_s IS NOT NULL GROUP BY source, item_id "
+            "ORDER BY source, item_id", DOWNLOADED)}
+
+    def duplicates(self, role: str | None = "audio") -> list[Duplicate]:
+        """Files stored once because another item had the same bytes (of ``role``, or all)."""
+        rows = self._query(
+            "SELECT source, item_id, name, role, duplicate_of FROM files WHERE status = ? "
+            + ("AND role = ? " if role else "") + "ORDER BY source, item_id, name",
+            DUPLICATE, *([role] if role else []))
+        return [Duplicate(r["source"], r["item_id"], r["name"], r["role"], r["duplicate_of"])
+                for r in rows]
+
+    def recordings(self) -> dict[tuple[str, str, str], str]:
+        """Where each downloaded file lies, relative to the workdir, by (source, item, name)."""
+        return {(r["source"], r["item_id"], r["name"]): r["local_path"] for r in self._query(
+            "SELECT source, item_id, name, local_path FROM files WHERE status = ? AND "
+            "local_path IS NOT NULL ORDER BY source, item_id, name", DOWNLOADED)}
+
+    def alignments(self) -> list[Alignment]:
+        """Every recording the align stage has a record of."""
+        return [Alignment(r["source"], r["item_id"], r["audio"], AlignmentStatus(r["status"]),
+                          r["reason"], r["audio_s"], r["manifest"], dict(r))
+                for r in self._query("SELECT * FROM alignments ORDER BY source, item_id, audio")]
+
+    def item_records(self) -> list[dict]:
+        """Every item as a plain dict (gone ones too), in (source, item_id) order."""
+        return [dict(r) for r in self.items()]
+
+    def file_records(self) -> list[dict]:
+        """Every file row as a plain dict, in (source, item_id, name) order."""
+        return [dict(r) for r in self._query(
+            "SELECT * FROM files ORDER BY source, item_id, name")]
+
+    def paired_audio(self) -> set[tuple[str, str, str]]:
+        """(source, item_id, audio) of every pair that may be aligned."""
+        return {(r["source"], r["item_id"], r["audio"]) for r in self._query(
+            "SELECT source, item_id, audio FROM pairs WHERE status = ?", PairStatus.PAIRED)}
+
+    def license_changes(self) -> list[dict]:
+        """Every recorded change of an item's license or decision, oldest first per item."""
+        return [dict(r) for r in self._query(
+            "SELECT * FROM changes WHERE what IN ('license changed', 'decision changed') "
+            "ORDER BY source, item_id, change_id")]
 
 
 class _Tx:
     """``with catalog.connect() as conn:`` runs the block in one IMMEDIATE transaction."""
 
-    def __init__(self, conn: sqlite3.Connection):
-        self.conn = conn
+    def __init__(self, conn: sqlite3.Connection, mode: str = "IMMEDIATE"):
+        self.conn, self.mode = conn, mode
 
     def __enter__(self) -> sqlite3.Connection:
-        self.conn.execute("BEGIN IMMEDIATE")
+        self.conn.execute(f"BEGIN {self.mode}")
         return self.conn
 
     def __exit__(self, exc_type, exc, tb) -> None:

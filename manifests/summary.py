@@ -1,9 +1,9 @@
 """What a workdir holds, in the figures a job ends with: items seen, accepted and rejected (by
-reason), hours downloaded, hours aligned, and clips and hours per tier."""
+reason), hours downloaded, hours aligned, and clips and hours per tier. The catalog's figures
+come from its read API (``Catalog.counts``), the same numbers every other report shows."""
 
 from __future__ import annotations
 
-import sqlite3
 from collections import Counter
 from pathlib import Path
 
@@ -11,6 +11,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from manifests.audit import reason_category
+from manifests.catalog import Catalog, ItemDecision
 
 TIERS = ("clean", "other", "rejected")
 
@@ -20,29 +21,17 @@ def summarize(workdir: Path) -> dict:
     out: dict = {"items": 0, "accepted": 0, "rejected": 0, "rejected_by_reason": {},
                  "hours_downloaded": 0.0, "recordings_aligned": 0, "recordings_failed": 0,
                  "hours_aligned": 0.0, "tiers": {t: {"clips": 0, "hours": 0.0} for t in TIERS}}
-    items = workdir / "manifests" / "items.parquet"
-    if items.exists():
-        t = pq.read_table(items, columns=["decision", "reason"]).to_pylist()
-        out["items"] = len(t)
-        out["accepted"] = sum(r["decision"] == "accepted" for r in t)
-        out["rejected"] = out["items"] - out["accepted"]
-        out["rejected_by_reason"] = dict(sorted(Counter(
-            reason_category(r["reason"]) for r in t if r["decision"] != "accepted").items()))
-    catalog = workdir / "catalog.sqlite"
-    if catalog.exists():
-        db = sqlite3.connect(f"file:{catalog}?mode=ro", uri=True)
-        try:
-            (downloaded,) = db.execute(
-                "SELECT COALESCE(SUM(length_s), 0) FROM files "
-                "WHERE role = 'audio' AND status = 'downloaded'").fetchone()
-            done, failed, aligned = db.execute(
-                "SELECT COALESCE(SUM(status = 'done'), 0), COALESCE(SUM(status = 'failed'), 0),"
-                " COALESCE(SUM(CASE WHEN status = 'done' THEN audio_s END), 0) "
-                "FROM alignments").fetchone()
-        finally:
-            db.close()
-        out.update(hours_downloaded=downloaded / 3600, recordings_aligned=done,
-                   recordings_failed=failed, hours_aligned=aligned / 3600)
+    if (workdir / "catalog.sqlite").is_file():
+        with Catalog.reader(workdir / "catalog.sqlite") as catalog:
+            c = catalog.counts()
+            reasons = Counter(reason_category(r["reason"]) for r in catalog.item_records()
+                              if r["decision"] != ItemDecision.ACCEPTED)
+        out.update(items=c.items, accepted=c.accepted, rejected=c.rejected,
+                   rejected_by_reason=dict(sorted(reasons.items())),
+                   hours_downloaded=c.audio_seconds / 3600,
+                   recordings_aligned=c.recordings_aligned,
+                   recordings_failed=c.recordings_failed,
+                   hours_aligned=c.aligned_seconds / 3600)
     clips = sorted((workdir / "manifests" / "clips").glob("*.parquet"))
     if clips:
         table = pa.concat_tables(pq.read_table(p, columns=["tier", "duration_s"]).cast(

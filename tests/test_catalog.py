@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sqlite3
+
 import pytest
 
 from manifests import catalog as cat
@@ -24,6 +26,16 @@ def row(item_id: str, name: str, md5: str | None = "m1", status: str = cat.PENDI
 @pytest.fixture
 def db(tmp_path):
     return cat.Catalog(tmp_path / "catalog.sqlite")
+
+
+def sql(db: cat.Catalog, query: str, *params) -> list[sqlite3.Row]:
+    """The raw tables, read past the catalog's API: what the tests check it against."""
+    conn = sqlite3.connect(db.path)
+    conn.row_factory = sqlite3.Row
+    try:
+        return conn.execute(query, params).fetchall()
+    finally:
+        conn.close()
 
 
 def names(rows):
@@ -91,10 +103,10 @@ def test_gone_items_and_returning_ones(db):
     assert db.mark_gone("s", {"a"}, job) == ["b"]
     assert db.mark_gone("s", {"a"}, job) == []  # recorded once
     db.record_item(item("b"), [], [], job)
-    whats = [r["what"] for r in db.query("SELECT what FROM changes WHERE item_id = 'b' "
+    whats = [r["what"] for r in sql(db, "SELECT what FROM changes WHERE item_id = 'b' "
                                          "ORDER BY change_id")]
     assert whats == ["item added", "item gone from the source", "item returned"]
-    assert db.query("SELECT gone_at FROM items WHERE item_id = 'b'")[0]["gone_at"] is None
+    assert sql(db, "SELECT gone_at FROM items WHERE item_id = 'b'")[0]["gone_at"] is None
 
 
 def test_the_earliest_upload_keeps_the_bytes_whichever_download_finishes_first(db):
@@ -131,9 +143,9 @@ def test_an_item_without_a_usable_file_list_keeps_its_file_rows(db):
     files = db.files("s", "a")
     assert [(r["name"], r["status"], r["local_path"]) for r in files] == \
         [("a.mp3", cat.DOWNLOADED, "raw/s/a/a.mp3")]
-    assert db.query("SELECT COUNT(*) FROM pairs")[0][0] == 1
+    assert sql(db, "SELECT COUNT(*) FROM pairs")[0][0] == 1
     assert not db.alignable()  # rejected now: nothing of it is aligned
-    changes = [r["what"] for r in db.query("SELECT what FROM changes WHERE item_id = 'a'")]
+    changes = [r["what"] for r in sql(db, "SELECT what FROM changes WHERE item_id = 'a'")]
     assert "decision changed" in changes and not any("removed" in c for c in changes)
 
 
@@ -150,7 +162,7 @@ def test_an_unreadable_item_is_recorded_and_a_known_one_keeps_what_was_stored(db
         ("rejected", "metadata unavailable: HTTP 404")
     assert rows["old"]["decision"] == "accepted" and rows["old"]["metadata_hash"] == "h1"
     assert rows["old"]["last_job_id"] == job2
-    assert [tuple(r) for r in db.query("SELECT item_id, what, new FROM changes WHERE job_id = ?",
+    assert [tuple(r) for r in sql(db, "SELECT item_id, what, new FROM changes WHERE job_id = ?",
                                        job2)] == \
         [("old", "metadata unreadable", "metadata unavailable: not JSON")]
 

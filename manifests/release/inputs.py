@@ -6,7 +6,6 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-import sqlite3
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -14,14 +13,15 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from manifests.catalog import Catalog
 from manifests.release.plan import Previous, item_key, plain
 from manifests.release.splits import Assignment
 
 SHARD_NAME = re.compile(r"^(?P<split>[a-z][a-z0-9_]*)-(?P<shard>\d{5})-of-(?P<of>\d{5})\.parquet$")
 # Read from the clip manifests; ``words`` and the metrics ride along into the shards.
 CLIP_COLUMNS = ["clip_id", "source", "item_id", "audio_file", "start_s", "end_s", "duration_s",
-                "text", "tier", "reasons", "score", "cer", "language", "asr_caption", "words",
-                "license_spdx", "license_family", "attribution", "clip_path", "model_id"]
+                "text", "text_raw", "tier", "reasons", "score", "cer", "language", "asr_caption",
+                "words", "license_spdx", "license_family", "attribution", "clip_path", "model_id"]
 ITEM_COLUMNS = ["source", "item_id", "url", "title", "creator", "license_url", "license_spdx",
                 "license_family", "decision", "reason", "gone_at"]
 
@@ -99,14 +99,10 @@ def duplicate_downloads(workdir: Path) -> list[dict]:
     db = workdir / "catalog.sqlite"
     if not db.exists():
         return []
-    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
-    try:
-        rows = conn.execute("SELECT source, item_id, name, duplicate_of FROM files WHERE "
-                            "status = 'duplicate' AND role = 'audio' "
-                            "ORDER BY source, item_id, name").fetchall()
-    finally:
-        conn.close()
-    return [{"item": f"{s}/{i}", "file": n, "duplicate_of": f"{s}/{d}"} for s, i, n, d in rows]
+    with Catalog.reader(db) as catalog:
+        rows = catalog.duplicates(role="audio")
+    return [{"item": f"{d.source}/{d.item_id}", "file": d.name,
+             "duplicate_of": f"{d.source}/{d.duplicate_of}"} for d in rows]
 
 
 def read_previous(release: Path) -> Previous:
