@@ -20,7 +20,7 @@ import torch
 from align.filters import FilterConfig
 from align.models import load_model
 from align.recording import RecordingFailed, RecordingJob, align_recording
-from manifests.catalog import Catalog
+from manifests.catalog import AlignmentStatus, Catalog
 from manifests.parquet import table_from_rows, write_atomic
 from manifests.paths import remote_path
 from manifests.schema import CLIPS
@@ -117,10 +117,13 @@ def run_align(workdir: Path, model: str = "wav2vec2-base-960h", device: str = "c
         if done is None or done["input_key"] != key or 0 < tried < MAX_INTERNAL_ATTEMPTS:
             todo.append((job, key, tried))
     _forget_stale(catalog, workdir, current)
-    totals = {"recordings": len(todo), "failed": 0, "clean": 0, "other": 0, "rejected": 0,
+    # "recordings" counts those aligned (recorded as done) this run, as the catalog counts
+    # them; failed ones and those a dead worker kept from being tried are not among them.
+    totals = {"recordings": 0, "failed": 0, "clean": 0, "other": 0, "rejected": 0,
               "hours": 0.0}
     if not todo:
         print("align: nothing to do", file=out)
+        _report(catalog, totals, out)
         return totals
     keys = {job.key: key for job, key, _ in todo}
     tried = {job.key: n for job, _, n in todo}
@@ -150,7 +153,18 @@ def run_align(workdir: Path, model: str = "wav2vec2-base-960h", device: str = "c
     finally:
         if pool:
             pool.shutdown(cancel_futures=True)
+    _report(catalog, totals, out)
     return totals
+
+
+def _report(catalog: Catalog, totals: dict, out) -> None:
+    """This run's figures, and the workdir's as the catalog counts them (what the summary
+    shows): a recording is aligned once it is recorded as done, never while it only waits."""
+    c = catalog.counts()
+    print(f"align: {totals['recordings']} recordings aligned this run, {totals['failed']} "
+          f"failed | in the workdir: {c.recordings_aligned} recordings aligned "
+          f"({c.aligned_seconds / 3600:.2f} h), {c.recordings_failed} failed", file=out,
+          flush=True)
 
 
 def _pooled(pool: ProcessPoolExecutor, jobs: list[RecordingJob], workdir: Path):
@@ -171,10 +185,10 @@ def _pooled(pool: ProcessPoolExecutor, jobs: list[RecordingJob], workdir: Path):
 def _forget_stale(catalog: Catalog, workdir: Path, current: set[tuple]) -> None:
     """Clips of recordings no longer alignable (item rejected, gone, file replaced) leave
     the manifests, so nothing downstream reads them."""
-    for row in catalog.query("SELECT * FROM alignments"):
-        if (row["source"], row["item_id"], row["audio"]) not in current:
-            _remove_outputs(workdir, row["manifest"])
-            catalog.delete_alignment(row["source"], row["item_id"], row["audio"])
+    for row in catalog.alignments():
+        if (row.source, row.item_id, row.audio) not in current:
+            _remove_outputs(workdir, row.manifest)
+            catalog.delete_alignment(row.source, row.item_id, row.audio)
 
 
 def _remove_outputs(workdir: Path, manifest: str | None) -> None:
@@ -203,9 +217,9 @@ def _record(catalog: Catalog, workdir: Path, job: RecordingJob, key: str, model:
         previous = catalog.alignment(job.source, job.item_id, job.audio_file)
         if previous is not None:  # an earlier success's clips must not outlive this failure
             _remove_outputs(workdir, previous["manifest"])
-        catalog.record_alignment({**base, "status": "failed", "reason": reason, "clips": 0,
-                                  "clean": 0, "other": 0, "rejected": 0, "audio_s": None,
-                                  "manifest": None})
+        catalog.record_alignment({**base, "status": AlignmentStatus.FAILED, "reason": reason,
+                                  "clips": 0, "clean": 0, "other": 0, "rejected": 0,
+                                  "audio_s": None, "manifest": None})
         return
     manifest = remote_path(workdir / "manifests" / "clips", f"{job.key}.parquet")
     write_atomic(table_from_rows(rows, CLIPS), manifest,
@@ -214,7 +228,8 @@ def _record(catalog: Catalog, workdir: Path, job: RecordingJob, key: str, model:
     counts = {t: sum(1 for r in rows if r["tier"] == t) for t in ("clean", "other", "rejected")}
     for t, c in counts.items():
         totals[t] += c
+    totals["recordings"] += 1
     totals["hours"] += (job.expected_s or 0) / 3600
-    catalog.record_alignment({**base, "status": "done", "reason": None, "clips": len(rows),
-                              **counts, "audio_s": job.expected_s,
+    catalog.record_alignment({**base, "status": AlignmentStatus.DONE, "reason": None,
+                              "clips": len(rows), **counts, "audio_s": job.expected_s,
                               "manifest": str(manifest.relative_to(workdir))})
