@@ -43,9 +43,9 @@ VERSION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
 # Seconds to sleep after each shard: lets a test (or an operator rehearsing recovery) kill a
 # build half-way through. Unset in normal use.
 DELAY_ENV = "SPEECHCRAWL_RELEASE_SHARD_DELAY_S"
-SHARD_COLUMNS = ["duration_ms", "text", "source", "item_id", "audio_file", "start_s", "end_s",
-                 "creator", "license_spdx", "license_family", "attribution", "tier", "score",
-                 "cer", "language", "words", "audio_hash"]
+SHARD_COLUMNS = ["duration_ms", "text", "text_raw", "source", "item_id", "audio_file", "start_s",
+                 "end_s", "creator", "license_spdx", "license_family", "attribution", "tier",
+                 "score", "cer", "language", "words", "audio_hash"]
 
 
 def build_release(workdir: Path, version: str, previous: Path | None = None,
