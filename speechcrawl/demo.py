@@ -30,6 +30,8 @@ def demo_job(workdir: Path, items: int = 40) -> Job:
 def run_demo(workdir: Path, items: int = 40, out=sys.stdout) -> int:
     status = run_job(demo_job(workdir, items), out=out)
     w = workdir
+    # speechcrawl.log is written only when a command fails: name only the logs that exist.
+    logs = [p for p in (w / "crawl.log", w / "speechcrawl.log") if p.exists()]
     print(f"""
 where everything is:
   sample archive    {w / 'sample-archive'}  (its ground truth: truth/, defects.json)
@@ -41,7 +43,7 @@ where everything is:
   release           {w / 'releases' / VERSION}  (data card: README.md)
   exports           {w / 'exports'}  (hf, nemo, lhotse)
   license audit     {w / 'reports' / f'audit-{VERSION}' / 'index.html'}
-  logs              {w / 'crawl.log'}, {w / 'speechcrawl.log'}
+  logs              {', '.join(str(p) for p in logs) or '(none)'}
 The demo model is trained on synthetic speech only: use wav2vec2-base-960h for real corpora.""",
           file=out, flush=True)
     return status
