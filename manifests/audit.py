@@ -46,9 +46,10 @@ def read_release(release: Path) -> dict:
     try:
         meta = json.loads((release / "release.json").read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise AuditError(f"{release / 'release.json'} is not readable JSON ({exc})") from None
+        raise AuditError(f"{release} is not a release: its release.json is not readable JSON "
+                         f"({exc})") from None
     if not isinstance(meta, dict):
-        raise AuditError(f"{release / 'release.json'} does not describe a release")
+        raise AuditError(f"{release} is not a release: its release.json does not describe one")
     rows = []
     for shard in sorted((release / "data").glob("*/*.parquet")):
         cols = set(pq.read_schema(shard).names)  # the audio bytes are never read

@@ -268,3 +268,101 @@ def test_without_a_release_an_unacceptable_id_is_a_warning_and_no_candidate(audi
     warned = [f for f in audit["findings"] if f["kind"] == "license_not_permitted"]
     assert [(f["severity"], f["item_id"]) for f in warned] == [("warning", victim)]
     assert all("LicenseRef-CC-BY-4.0-NC" not in s["licenses"] for s in audit["subsets"])
+
+
+# -- each clip counted once; a sample config shown as a sample --------------------------------
+
+def _shard(rel: Path, config: str, rows: list[dict], split: str = "train") -> None:
+    path = rel / "data" / config / f"{split}-00000-of-00001.parquet"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(pa.Table.from_pylist(rows), path)
+
+
+def _clips(audited, ids: list[str], per_item: int = 3) -> list[dict]:
+    items = {r["item_id"]: r for r in audited["audit"]["items"]}
+    return [{"id": f"{i}-{k:03d}", "item_id": i, "source": "archive_org",
+             "license_spdx": items[i]["license_spdx"], "duration_ms": 1000 + 250 * k,
+             "audio_hash": f"md5:{i}-{k}"} for i in ids for k in range(per_item)]
+
+
+@pytest.mark.parametrize("sample", ["part", "all"])
+def test_a_sample_config_is_counted_once_and_shown_as_a_sample(audited, tmp_path, sample):
+    """The microset is drawn from the clean config: its clips are not added again to the
+    release's totals, nor per item, nor per license; in a small release it may be all of
+    clean, and is still the sample (release.json says it is capped)."""
+    pd_by = _by_family(audited, "public-domain") + _by_family(audited, "by")
+    clean = _clips(audited, pd_by)
+    micro = clean[: len(clean) // 2] if sample == "part" else list(clean)
+    rel = tmp_path / "releases" / "v1"
+    _shard(rel, "clean", clean[1:], "train")
+    _shard(rel, "clean", clean[:1], "test")  # one config in two splits: still one config
+    _shard(rel, "microset", micro)
+    (rel / "release.json").write_text(json.dumps({"version": "v1", "configs": {
+        "clean": {"max_clips": None}, "microset": {"max_clips": 1000}}}))
+    audit = build_audit(audited["workdir"], rel, now=FIXED)
+    s = audit["summary"]
+    assert s["clips_in_release"] == len(clean)
+    assert s["hours_in_release"] == round(sum(c["duration_ms"] for c in clean) / 3.6e6, 4)
+    assert sum(r["clips_used"] for r in audit["items"]) == len(clean)
+    assert sum(s["hours_by_license"].values()) == pytest.approx(s["hours_in_release"], abs=2e-4)
+    assert s["hours_by_source"] == {"archive_org": s["hours_in_release"]}
+    subsets = {x["name"]: x for x in audit["subsets"]}
+    assert subsets["clean"]["clips"] == len(clean) and subsets["clean"]["sample_of"] is None
+    assert subsets["microset"]["clips"] == len(micro)
+    assert subsets["microset"]["sample_of"] == ["clean"]
+    out = write_report(audit, tmp_path / "report")
+    page = (out / "index.html").read_text()
+    assert 'data-sample-of="clean"' in page and "not added to the totals" in page
+    assert f'<b data-total="clips_in_release">{len(clean)}</b>' in page
+
+
+def test_a_subset_inside_another_is_a_sample_even_without_release_json_saying_so(audited,
+                                                                               tmp_path):
+    """A release.json without config records (an older release): containment decides."""
+    clean = _clips(audited, _by_family(audited, "by"))
+    rel = tmp_path / "releases" / "old"
+    _shard(rel, "clean", clean)
+    _shard(rel, "tiny", clean[:2])
+    (rel / "release.json").write_text(json.dumps({"version": "old"}))
+    audit = build_audit(audited["workdir"], rel, now=FIXED)
+    assert audit["summary"]["clips_in_release"] == len(clean)
+    assert {x["name"]: x["sample_of"] for x in audit["subsets"]} == {"clean": None,
+                                                                    "tiny": ["clean"]}
+
+
+def test_clips_without_an_id_are_told_apart_by_their_audio(audited, tmp_path):
+    clean = [{k: v for k, v in c.items() if k != "id"}
+             for c in _clips(audited, _by_family(audited, "by"))]
+    rel = tmp_path / "releases" / "noid"
+    _shard(rel, "clean", clean)
+    _shard(rel, "microset", clean[:3])
+    (rel / "release.json").write_text(json.dumps({"version": "noid"}))
+    audit = build_audit(audited["workdir"], rel, now=FIXED)
+    assert audit["summary"]["clips_in_release"] == len(clean)
+
+
+@pytest.mark.parametrize("make", ["missing", "empty_dir", "workdir", "bad_json", "json_list",
+                                  "release_json_is_a_dir"])
+def test_auditing_something_that_is_not_a_release_is_an_error(audited, tmp_path, make):
+    """A mistyped --release must not pass the gate with 0 clips: one line, non-zero exit,
+    and no report written."""
+    target = tmp_path / "releases" / "v9"
+    if make == "empty_dir":
+        target.mkdir(parents=True)
+    elif make == "workdir":
+        target = audited["workdir"]
+    elif make in ("bad_json", "json_list"):
+        _shard(target, "clean", _clips(audited, _by_family(audited, "by")))
+        (target / "release.json").write_text("{not json" if make == "bad_json" else "[1, 2]")
+    elif make == "release_json_is_a_dir":
+        (target / "release.json").mkdir(parents=True)
+    out = tmp_path / "report"
+    result = subprocess.run(AUDIT + ["--workdir", str(audited["workdir"]), "--release",
+                                     str(target), "--out", str(out)],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode != 0 and result.returncode != 1, result.stderr  # 1: gate failed
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert str(target) in lines[0] and ("not a release" in lines[0] or
+                                       "no release" in lines[0]), lines[0]
+    assert not out.exists()
