@@ -177,3 +177,81 @@ def test_marking_gone_refuses_a_sudden_large_drop(db):
     assert not [r for r in db.items() if r["gone_at"]]  # nothing marked
     assert db.mark_gone("s", {f"i{i}" for i in range(8)}, job, max_fraction=0.2) == ["i8", "i9"]
     assert sorted(r["item_id"] for r in db.items() if r["gone_at"]) == ["i8", "i9"]
+
+
+# -- the read API: what every report counts ---------------------------------------------------
+
+@pytest.mark.parametrize("first", ["later", "earlier"])
+def test_counts_hold_a_displaced_download_as_one_duplicate(db, first):
+    """Whichever of two uploads of one recording finishes first, the catalog counts one
+    recording downloaded (its seconds once) and one duplicate; every report reads that."""
+    job = db.start_job("s", "b", "q")
+    later, earlier = row("a", "copy.mp3"), row("b", "original.mp3")
+    db.record_item({**item("a"), "metadata": {"publicdate": "2025-01-01 00:00:00"}}, [later],
+                   [], job)
+    db.record_item({**item("b"), "metadata": {"publicdate": "2012-06-01 00:00:00"}}, [earlier],
+                   [], job)
+    db.record_item(item("c", decision="rejected"), [], [], job)
+    order = [later, earlier] if first == "later" else [earlier, later]
+    for f in order:
+        db.settle_download(f, "m1", f"raw/s/{f.item_id}/{f.name}", 10, 1)
+    c = db.counts()
+    assert (c.items, c.accepted, c.rejected, c.gone) == (3, 2, 1, 0)
+    assert c.files == {"downloaded": 1, "duplicate": 1} == c.audio
+    assert c.audio_seconds == 1.0  # row() gives each recording 1 s: counted once
+    assert db.audio_seconds() == {("s", "b"): 1.0}
+    assert db.duplicates() == [cat.Duplicate("s", "a", "copy.mp3", "audio", "b/original.mp3")]
+    assert db.duplicates(role="transcript") == []
+    assert db.recordings() == {("s", "b", "original.mp3"): "raw/s/b/original.mp3"}
+
+
+def test_alignment_counts_are_what_is_recorded_done_or_failed(db):
+    base = {"source": "s", "item_id": "a", "transcript": "a.srt", "input_key": "k",
+            "model_id": "m", "clips": 1, "clean": 1, "other": 0, "rejected": 0,
+            "manifest": "manifests/clips/a.parquet"}
+    db.record_alignment({**base, "audio": "1.mp3", "status": cat.AlignmentStatus.DONE,
+                         "reason": None, "audio_s": 30.0})
+    db.record_alignment({**base, "audio": "2.mp3", "status": cat.AlignmentStatus.DONE,
+                         "reason": None, "audio_s": 6.0})
+    db.record_alignment({**base, "audio": "3.mp3", "status": cat.AlignmentStatus.FAILED,
+                         "reason": "decode failed", "audio_s": None, "manifest": None})
+    c = db.counts()
+    assert (c.recordings_aligned, c.recordings_failed, c.aligned_seconds) == (2, 1, 36.0)
+    got = db.alignments()
+    assert [(a.audio, a.status) for a in got] == [("1.mp3", "done"), ("2.mp3", "done"),
+                                                  ("3.mp3", "failed")]
+    assert isinstance(got[2].status, cat.AlignmentStatus)
+
+
+def test_a_reader_never_creates_or_changes_a_catalog(tmp_path, db):
+    missing = tmp_path / "nowhere" / "catalog.sqlite"
+    with pytest.raises(FileNotFoundError, match="no catalog at"):
+        cat.Catalog.reader(missing)
+    assert not missing.parent.exists()
+    job = db.start_job("s", "b", "q")
+    db.record_item(item("a"), [row("a", "a.mp3")], [], job)
+    with cat.Catalog.reader(db.path) as reader:
+        assert reader.counts().files == {"pending": 1}
+        with pytest.raises(cat.CatalogError):  # read-only: a write is refused, not done
+            reader.start_job("s", "b", "q")
+    assert len(sql(db, "SELECT * FROM jobs")) == 1
+
+
+def test_a_reader_opens_a_path_with_uri_characters(tmp_path):
+    """The read-only connection is a URI: '?', '#' and '%' in the path are the path's."""
+    path = tmp_path / "odd ?x=1#frag %41" / "catalog.sqlite"
+    writer = cat.Catalog(path)
+    writer.start_job("s", "b", "q")
+    with cat.Catalog.reader(path) as reader:
+        assert reader.counts().items == 0
+    assert {p.name for p in path.parent.iterdir()} <= {"catalog.sqlite", "catalog.sqlite-wal",
+                                                       "catalog.sqlite-shm"}
+
+
+def test_statuses_are_enums_equal_to_their_stored_text(db):
+    assert cat.FileStatus.DOWNLOADED == "downloaded" == cat.DOWNLOADED
+    job = db.start_job("s", "b", "q")
+    db.record_item(item("a"), [row("a", "a.mp3")], [], job)
+    (got,) = db.files("s", "a")
+    assert cat.FileStatus(got["status"]) is cat.FileStatus.PENDING
+    assert sql(db, "SELECT typeof(status) AS t FROM files")[0]["t"] == "text"
