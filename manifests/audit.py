@@ -73,19 +73,24 @@ def clip_identity(row: dict) -> tuple:
     return ("row", row.get("shard"), id(row))
 
 
+def _is_sample(config) -> bool:
+    """Whether release.json records this config as a sample (``sample``, or a cap on it)."""
+    return isinstance(config, dict) and any(
+        config.get(k) for k in ("sample", "max_clips", "max_hours", "fraction"))
+
+
 def _samples(rows: list[dict], configs: dict) -> dict[str, list[str]]:
     """Subsets that are samples of others ({sample: [the subsets its clips come from]}): the
-    ones release.json says are capped (``max_clips``), and any whose clips all lie in another
-    larger subset. Their clips are counted where they come from, never again."""
+    ones release.json says are samples, and any whose clips all lie in another larger subset.
+    Their clips are counted where they come from, never again."""
     ids: dict[str, set] = defaultdict(set)
     for r in rows:
         ids[r["subset"]].add(r["clip"])
     out = {}
     for name, mine in sorted(ids.items()):
-        capped = isinstance(configs.get(name), dict) and configs[name].get("max_clips")
+        capped = _is_sample(configs.get(name))
         homes = sorted(o for o, theirs in ids.items() if o != name and mine & theirs
-                       and not (isinstance(configs.get(o), dict)
-                                and configs[o].get("max_clips")))
+                       and not _is_sample(configs.get(o)))
         inside = set().union(*(ids[o] for o in homes)) >= mine if homes else False
         strict = any(mine < ids[o] for o in homes)
         if inside and (capped or strict):

@@ -298,7 +298,8 @@ def test_a_sample_config_is_counted_once_and_shown_as_a_sample(audited, tmp_path
     _shard(rel, "clean", clean[:1], "test")  # one config in two splits: still one config
     _shard(rel, "microset", micro)
     (rel / "release.json").write_text(json.dumps({"version": "v1", "configs": {
-        "clean": {"max_clips": None}, "microset": {"max_clips": 1000}}}))
+        "clean": {"sample": False, "max_clips": None},
+        "microset": {"sample": True, "max_hours": 10.0, "fraction": 0.1}}}))
     audit = build_audit(audited["workdir"], rel, now=FIXED)
     s = audit["summary"]
     assert s["clips_in_release"] == len(clean)
