@@ -21,10 +21,12 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-import ftfy
 import pysbd
 import srt
 import webvtt
+
+from manifests.textfile import TextFileError as TranscriptError  # the reason to record
+from manifests.textfile import read_text
 
 # A bracket's contents stop at the next opening bracket, so an unclosed "[" or "<" costs the
 # distance to the next one, never the rest of the text.
@@ -34,16 +36,10 @@ TAGS = re.compile(r"</?[a-zA-Z][^<>]*>|\{\\[^{}]*\}")  # <i>, <v Name>, <c.x>, {
 # 30 characters: "A.A.A.…" has a word boundary at every letter.
 SPEAKER = re.compile(r"^[ \t]*(?:-\s+|[A-Z][a-z]+(?: [A-Z][a-z]+)?:\s+)|>>+\s*|"
                      r"\b[A-Z][A-Z.'\-]{1,30}(?: [A-Z][A-Z.'\-]{1,30}){0,2}:\s+", re.M)
-# The largest transcript read: 12 hours of speech as word-timed WebVTT in UTF-16 stays below.
-MAX_TRANSCRIPT_BYTES = 8 << 20
 # pysbd's cost grows faster than its input: it sees windows of this many characters.
 SBD_WINDOW = 2000
 # ``srt`` logs every unparseable block in full: a hostile file would fill the log.
 logging.getLogger("srt").setLevel(logging.ERROR)
-
-
-class TranscriptError(ValueError):
-    """The transcript cannot be used; the message is the reason to record."""
 
 
 @dataclass(frozen=True)
@@ -65,18 +61,6 @@ class Transcript:
     @property
     def text(self) -> str:
         return " ".join(c.text for c in self.cues if c.text)
-
-
-def decode(data: bytes) -> str:
-    """Bytes of any common encoding → text, with mojibake repaired."""
-    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
-        text = data.decode("utf-16", errors="replace")
-    else:
-        try:
-            text = data.decode("utf-8-sig")
-        except UnicodeDecodeError:
-            text = data.decode("cp1252", errors="replace")
-    return ftfy.fix_text(text, normalization="NFC")
 
 
 def clean(text: str) -> str:
@@ -114,19 +98,9 @@ def _parse(text: str, kind: str) -> Transcript:
     return Transcript(kind, tuple(c for c in cues if c.text))
 
 
-def read_bytes(path: Path) -> bytes:
-    """A transcript's bytes; ``TranscriptError`` beyond ``MAX_TRANSCRIPT_BYTES`` (read no
-    further than that, whatever the file system says)."""
-    with Path(path).open("rb") as f:
-        data = f.read(MAX_TRANSCRIPT_BYTES + 1)
-    if len(data) > MAX_TRANSCRIPT_BYTES:
-        raise TranscriptError(f"transcript too large: over {MAX_TRANSCRIPT_BYTES} bytes")
-    return data
-
-
 def read_transcript(path: Path) -> Transcript:
     kind = Path(path).suffix.lower().lstrip(".")
-    return parse(decode(read_bytes(path)), kind)
+    return parse(read_text(path), kind)
 
 
 _SEGMENTER = pysbd.Segmenter(language="en", clean=False)

@@ -11,17 +11,16 @@ from pathlib import Path
 import pytest
 
 from align.transcripts import (
-    MAX_TRANSCRIPT_BYTES,
     Cue,
     Transcript,
     TranscriptError,
     clean,
     cue_spans,
-    decode,
     parse,
     read_transcript,
     sentences,
 )
+from manifests.textfile import MAX_TEXT_BYTES, decode
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -191,7 +190,7 @@ def test_garbage_srt_has_no_cues_and_bytes_never_fail_to_decode():
 def test_a_transcript_larger_than_the_limit_is_not_read(tmp_path):
     path = tmp_path / "huge.srt"
     with path.open("wb") as f:
-        f.truncate(MAX_TRANSCRIPT_BYTES + 1)  # sparse: nothing written, the size is real
+        f.truncate(MAX_TEXT_BYTES + 1)  # sparse: nothing written, the size is real
     with pytest.raises(TranscriptError, match="transcript too large"):
         read_transcript(path)
 
@@ -208,5 +207,5 @@ def test_the_crawlers_transcript_checks_read_as_the_align_stage_reads(tmp_path):
     huge = tmp_path / "huge.srt"
     with huge.open("wb") as f:
         f.write(data)
-        f.truncate(MAX_TRANSCRIPT_BYTES + 1)
+        f.truncate(MAX_TEXT_BYTES + 1)
     assert transcript_end(huge) is None and asr_by_content(huge) is None
