@@ -11,6 +11,7 @@ Everything a lying or failing server can do ends in a retry with exponential bac
 from __future__ import annotations
 
 import email.utils
+import errno
 import hashlib
 import os
 import queue
@@ -39,6 +40,9 @@ ROBOTS_MAX_BYTES = 512 * 1024
 MIN_BYTES_PER_S = 16 * 1024
 GRACE_S = 60.0
 MAX_ATTEMPT_S = 4 * 3600.0  # the hard cap on one attempt, whatever the size
+# Errors of this machine's storage, not of the server: a download that meets one is not retried
+# (a full disk fails every attempt) but raised, and the crawl stops (crawler/pipelines.py).
+WRITE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EIO})
 
 
 @dataclass
@@ -187,6 +191,9 @@ class Downloader:
                     part.unlink(missing_ok=True)  # start over: the bytes we have are wrong
                 delay = exc.delay if exc.delay is not None else self._backoff(attempt)
             except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
+                if isinstance(exc, OSError) and exc.errno in WRITE_ERRNOS:
+                    part.unlink(missing_ok=True)  # give the space back; nothing half-written
+                    raise  # this machine cannot write: no retry helps, the caller stops
                 last_reason, mismatch = f"{type(exc).__name__}: {exc}", False
                 delay = self._backoff(attempt)
             if attempt < self.retries:

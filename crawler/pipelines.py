@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
-import errno
 import hashlib
 import json
 import logging
@@ -25,15 +24,16 @@ from twisted.internet import reactor
 from twisted.internet.defer import DeferredList
 from twisted.internet.threads import deferToThread
 
-from crawler.download import Downloader
+from crawler.download import WRITE_ERRNOS, Downloader
 from crawler.hosts import crawl_allow_list
 from crawler.items import SourceItem
 from crawler.licenses import Decision, decide
 from crawler.sniff import is_audio, is_text
 from manifests import catalog as cat
 from manifests.parquet import table_from_rows, write_atomic
-from manifests.paths import remote_path
+from manifests.paths import UnsafePath, remote_path
 from manifests.schema import ITEMS
+from manifests.textfile import TextFileError, read_text
 
 log = logging.getLogger(__name__)
 
@@ -59,18 +59,15 @@ class _Pipeline:
 
 # Errors that mean "this machine cannot write" (not "this input is bad"): the crawl stops and
 # exits non-zero; the catalog's transactions keep what was written consistent for the next run.
-WRITE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EIO}
 SQLITE_WRITE_CODES = {10, 13, 8}  # SQLITE_IOERR, SQLITE_FULL, SQLITE_READONLY (primary codes)
 
 
-def write_failure(exc: BaseException | None = None, reason: str | None = None) -> bool:
-    """Whether an exception (or a download's recorded reason) is a failed local write."""
+def write_failure(exc: BaseException) -> bool:
+    """Whether an exception is a failed local write (the downloader raises those too)."""
     if isinstance(exc, OSError) and exc.errno in WRITE_ERRNOS:
         return True
-    if isinstance(exc, sqlite3.OperationalError) and \
-            (getattr(exc, "sqlite_errorcode", 0) & 0xFF) in SQLITE_WRITE_CODES:
-        return True
-    return reason is not None and any(f"[Errno {n}]" in reason for n in WRITE_ERRNOS)
+    return isinstance(exc, sqlite3.OperationalError) and \
+        (getattr(exc, "sqlite_errorcode", 0) & 0xFF) in SQLITE_WRITE_CODES
 
 
 def stop_on_write_failure(crawler, what: str) -> None:
@@ -116,7 +113,7 @@ def _file_rows(item: SourceItem) -> list[cat.FileRow]:
     paired = {p["audio"] for p in item.pairs} | {p["transcript"] for p in item.pairs}
     rows = []
     for c in item.files:
-        if item.decision.decision != "accepted":
+        if item.decision.decision != cat.ItemDecision.ACCEPTED:
             status, reason = cat.SKIPPED, (f"item rejected: {item.problem}" if item.problem
                                            else cat.ITEM_REJECTED)
         elif c.skip:
@@ -172,7 +169,8 @@ class CatalogPipeline(_Pipeline):
         spider = self.spider
         stats = self.stats
         failed = bool(stats.get_value("speechcrawl/write_errors"))
-        status = "finished" if spider.discovery_complete or spider.max_items else "incomplete"
+        status = (cat.JobStatus.FINISHED if spider.discovery_complete or spider.max_items
+                  else cat.JobStatus.INCOMPLETE)
         try:
             if spider.discovery_complete and not failed:
                 status = self._mark_gone(spider, stats) or status
@@ -185,7 +183,7 @@ class CatalogPipeline(_Pipeline):
             stats.set_value("speechcrawl/write_failed",
                             stats.get_value("speechcrawl/write_failed") or str(exc)[:300])
         try:
-            self.catalog.finish_job(self.job_id, "failed" if failed else status, {
+            self.catalog.finish_job(self.job_id, cat.JobStatus.FAILED if failed else status, {
                 k.removeprefix("speechcrawl/"): v for k, v in stats.get_stats().items()
                 if k.startswith("speechcrawl/")})
         except (OSError, sqlite3.OperationalError) as exc:  # the job stays "running": honest
@@ -201,7 +199,7 @@ class CatalogPipeline(_Pipeline):
         except cat.TooManyGone as exc:
             log.error("refusing to mark items gone: %s", exc)
             stats.set_value("speechcrawl/gone_refused", exc.gone)
-            return "suspicious"
+            return cat.JobStatus.SUSPICIOUS
         stats.set_value("speechcrawl/items_gone", len(gone))
         return None
 
@@ -252,7 +250,7 @@ class DownloadPipeline(_Pipeline):
         others); the pair checks run once all of the item's files are settled, every crawl,
         so a verdict is never lost to an interruption or a re-crawl."""
         spider = self.spider
-        if not item.pairs or item.decision.decision != "accepted":
+        if not item.pairs or item.decision.decision != cat.ItemDecision.ACCEPTED:
             return item
         fetches = [deferToThread(self._fetch_one, item, f, spider) for f in item.todo]
         d = DeferredList(fetches, consumeErrors=True)
@@ -270,13 +268,16 @@ class DownloadPipeline(_Pipeline):
         try:
             self._fetch_file(catalog, _ThreadSafeStats(self.stats), item, f,
                              (item.source, item.item_id))
+        except UnsafePath as exc:  # a name no file can be stored under: the input's fault
+            catalog.file_done(f, status=cat.SKIPPED, reason=f"unsafe name: {exc}")
         except Exception as exc:  # one bad file never stops the batch
             if write_failure(exc):
                 stop_on_write_failure(self.crawler, f"writing {item.item_id}/{f.name}: {exc}")
                 return  # the row stays pending: the next crawl fetches it again
             log.exception("failed on %s/%s", item.item_id, f.name)
             try:
-                catalog.file_done(f, status="failed", reason=f"internal error: {exc}")
+                catalog.file_done(f, status=cat.FileStatus.FAILED,
+                                  reason=f"internal error: {exc}")
             except (OSError, sqlite3.OperationalError) as again:
                 if not write_failure(again):
                     raise
@@ -308,14 +309,10 @@ class DownloadPipeline(_Pipeline):
             catalog.file_done(f, status=cat.SKIPPED, reason=result.reason,
                               attempts=result.attempts)
             return
-        if result.status != "downloaded" and write_failure(reason=result.reason):
-            # Not the file's fault: left pending for the next crawl, and the crawl stops.
-            stop_on_write_failure(self.crawler, f"writing {item.item_id}/{f.name}: "
-                                                f"{result.reason}")
-            return
         if result.status != "downloaded":
             stats.inc_value(f"speechcrawl/files_{result.status}")
-            catalog.file_done(f, status=cat.CORRUPT if result.status == "corrupt" else "failed",
+            catalog.file_done(f, status=cat.CORRUPT if result.status == "corrupt"
+                              else cat.FileStatus.FAILED,
                               reason=result.reason, attempts=result.attempts)
             return
         # The window the benchmark's MB/s is measured over.
@@ -348,17 +345,17 @@ class DownloadPipeline(_Pipeline):
             usable = {cat.DOWNLOADED, cat.DUPLICATE}
             if not a or not t or a["status"] not in usable or t["status"] not in usable:
                 bad = a if not a or a["status"] not in usable else t
-                catalog.set_pair(item.source, item.item_id, p["audio"], "unusable",
+                catalog.set_pair(item.source, item.item_id, p["audio"], cat.PairStatus.UNUSABLE,
                                  f"{bad['name'] if bad else '?'}: "
                                  f"{bad['reason'] if bad else 'missing'}")
                 continue
             end = transcript_end(self.raw.parent / t["local_path"])
             if end is not None and a["length_s"] and end > a["length_s"] + DURATION_SLACK_S:
-                catalog.set_pair(item.source, item.item_id, p["audio"], "rejected",
+                catalog.set_pair(item.source, item.item_id, p["audio"], cat.PairStatus.REJECTED,
                                  f"transcript runs to {end:.1f} s, audio is "
                                  f"{a['length_s']:.1f} s long")
             elif t["asr"]:
-                catalog.set_pair(item.source, item.item_id, p["audio"], "paired",
+                catalog.set_pair(item.source, item.item_id, p["audio"], cat.PairStatus.PAIRED,
                                  f"asr caption: {t['asr_reason']}")
 
 
@@ -388,11 +385,9 @@ def _md5(path: Path) -> str:
 def _read_text(path: Path) -> str | None:
     """The transcript's text, decoded as the align stage decodes it; None when it is larger
     than the align stage reads (it records why), so nothing here costs more than that."""
-    from align.transcripts import TranscriptError, decode, read_bytes  # the one decoder
-
     try:
-        return decode(read_bytes(path))
-    except TranscriptError:
+        return read_text(path)
+    except TextFileError:
         return None
 
 
