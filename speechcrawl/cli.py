@@ -120,13 +120,32 @@ def _export(args: argparse.Namespace) -> int:
     from manifests.exports import export
     from manifests.outdir import check_out
 
-    workdir = existing_workdir(Path(args.workdir))
+    if args.release:
+        if args.tier or args.include_asr_captions:
+            raise ValueError("--tier and --include-asr-captions choose clips from a workdir; a "
+                             "release config already says which clips it holds (--config)")
+        workdir = existing_workdir(Path(args.workdir)) if args.workdir else None
+        source = {"release": Path(args.release), "configs": args.config or ["clean"]}
+    elif args.workdir:
+        if args.config:
+            raise ValueError("--config names a release config: give --release DIR")
+        workdir = existing_workdir(Path(args.workdir))
+        source = {"workdir": workdir, "tiers": args.tier or ["clean"],
+                  "include_asr_captions": args.include_asr_captions}
+    else:
+        raise ValueError("give --release DIR (or, for a quick look, --workdir W)")
     check_out(Path(args.out), "export", workdir)  # before the work, not after it
-    summary = export(args.format, workdir, Path(args.out),
-                     tiers=args.tier or ["clean"], include_asr_captions=args.include_asr_captions,
-                     against_recordings=args.against_recordings)
-    print(f"export {summary.format}: {summary.clips} clips ({summary.hours:.2f} h) in "
-          f"{summary.out}")
+    summary = export(args.format, Path(args.out), against_recordings=args.against_recordings,
+                     link=args.link, **source)
+    parts = ", ".join(f"{name} {p['clips']} clips ({p['hours']:.2f} h)"
+                      + (f" in {p['dir']}/" if p["dir"] not in (".", None) else "")
+                      for name, p in summary.parts.items() if p["clips"])
+    if summary.origin == "release":
+        print(f"export {summary.format} of release {args.release}: {parts} in {summary.out}")
+    else:
+        print(f"export {summary.format} from workdir {args.workdir}: {parts} in {summary.out}")
+        print("note: a workdir export is not a release (no splits, duplicates kept); export a "
+              "release for training: speechcrawl export FORMAT --release DIR")
     return 0
 
 
@@ -213,18 +232,30 @@ def build_parser() -> argparse.ArgumentParser:
                     help="report directory (default: WORKDIR/reports/audit-<release or date>)")
     au.set_defaults(func=_audit)
 
-    e = sub.add_parser("export", help="export clips for another toolkit")
+    e = sub.add_parser("export", help="export a release (or a workdir's clips) for another "
+                       "toolkit")
     e.add_argument("format", choices=["hf", "nemo", "lhotse"])
-    e.add_argument("--workdir", required=True)
+    e.add_argument("--release", default=None,
+                   help="the release directory to export (exactly its config's rows and splits)")
+    e.add_argument("--config", action="append", default=None,
+                   help="release config to export (default clean); repeat it for several, "
+                        "each written to its own subdirectory")
+    e.add_argument("--workdir", default=None,
+                   help="without --release: export the workdir's clips for a quick look (not "
+                        "a release: no splits, duplicates kept)")
     e.add_argument("--out", required=True, help="directory to write (an earlier export "
                    "there is replaced whole)")
     e.add_argument("--tier", action="append", choices=["clean", "other", "all"],
-                   help="tier to export (default clean); repeat it, or 'all' for clean and other")
+                   help="workdir: tier to export (default clean); repeat it, or 'all' for "
+                        "clean and other")
     e.add_argument("--include-asr-captions", action="store_true",
-                   help="also export clips whose labels are machine captions (never clean)")
+                   help="workdir: also export clips whose labels are machine captions")
     e.add_argument("--against-recordings", action="store_true",
-                   help="nemo: point at the source recordings with offset and duration "
-                        "instead of at the clip files")
+                   help="workdir, nemo: point at the source recordings (copied into the "
+                        "export) with offset and duration instead of at the clip files")
+    e.add_argument("--link", action="store_true",
+                   help="workdir: hard-link the clip files into the export instead of copying "
+                        "them (a copy where the file system cannot link)")
     e.set_defaults(func=_export)
 
     j = sub.add_parser("run", help="run every stage a job file names")

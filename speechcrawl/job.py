@@ -23,9 +23,10 @@ job is run from. Example files: ``scripts/jobs/``.
     previous = "work/archive-org/releases/2026.10"
     config = { salt = "my-corpus-splits-1" }   # ReleaseConfig settings, or a TOML path
 
-    [export]
-    formats = ["hf", "nemo", "lhotse"]
-    tiers = ["clean"]
+    [export]                  # of the release this job builds; without [release], of
+    formats = ["hf", "nemo", "lhotse"]   # the workdir (a quick look, not a release)
+    configs = ["clean"]       # release configs, each in its own directory when several
+    tiers = ["clean"]         # workdir only
 
     [audit]
 
@@ -49,7 +50,7 @@ _TABLES = {"workdir": None, "sample_archive": {"items", "seed", "port"},
            "crawl": {"source", "base_url", "query", "max_items", "settings"},
            "align": {"model", "device", "workers", "filters"},
            "release": {"version", "previous", "config", "workers", "force"},
-           "export": {"formats", "tiers", "out", "include_asr_captions"},
+           "export": {"formats", "tiers", "out", "include_asr_captions", "configs", "link"},
            "audit": {"out"}}
 
 
@@ -118,7 +119,7 @@ def run_job(job: Job, out=sys.stdout) -> int:
     if job.release is not None:
         release_dir = _release(job.release, workdir, out)
     if job.export is not None:
-        _export(job.export, workdir, out)
+        _export(job.export, workdir, release_dir, out)
     gate_passed = True
     if job.audit is not None:
         gate_passed = _audit(job.audit, workdir, release_dir, out)
@@ -190,15 +191,23 @@ def _release(spec: dict, workdir: Path, out) -> Path:
     return path
 
 
-def _export(spec: dict, workdir: Path, out) -> None:
+def _export(spec: dict, workdir: Path, release_dir: Path | None, out) -> None:
+    """Export the release this job built (its configs, default ``clean``), else the
+    workdir's clips for a quick look (said so in each export.json)."""
     from manifests.exports import export
 
     root = Path(spec.get("out", workdir / "exports"))
+    if release_dir is not None:
+        source = {"release": release_dir, "configs": list(spec.get("configs") or ["clean"])}
+    else:
+        source = {"workdir": workdir, "tiers": list(spec.get("tiers", ["clean"])),
+                  "include_asr_captions": spec.get("include_asr_captions", False),
+                  "link": spec.get("link", False)}
     for fmt in spec.get("formats", ["hf", "nemo", "lhotse"]):
-        summary = export(fmt, workdir, root / fmt, tiers=spec.get("tiers", ["clean"]),
-                         include_asr_captions=spec.get("include_asr_captions", False))
-        print(f"export {fmt}: {summary.out} ({summary.clips} clips, {summary.hours:.2f} h)",
-              file=out, flush=True)
+        summary = export(fmt, root / fmt, **source)
+        what = f"release {release_dir.name}" if release_dir else "workdir (not a release)"
+        print(f"export {fmt} of {what}: {summary.out} ({summary.clips} clips, "
+              f"{summary.hours:.2f} h)", file=out, flush=True)
 
 
 def _audit(spec: dict, workdir: Path, release_dir: Path | None, out) -> bool:

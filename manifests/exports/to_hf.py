@@ -1,5 +1,6 @@
-"""The HuggingFace export: Parquet shards that ``datasets.load_dataset("parquet", …)`` reads
-as an ``Audio`` dataset, the FLAC bytes inside so the export travels as one directory."""
+"""The HuggingFace export: Parquet shards per split that ``datasets.load_dataset("parquet",
+data_dir=…)`` reads as an ``Audio`` dataset, the FLAC bytes inside so the export travels as one
+directory."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from manifests.exports.common import PROVENANCE, Clip
+from manifests.exports.common import PROVENANCE, Clip, Part
 from manifests.hf import AUDIO, write_parquet
 from manifests.schema import CLIPS, WORD
 
@@ -24,10 +25,20 @@ SCHEMA = pa.schema(
        pa.field("words", pa.list_(WORD))])  # in seconds of the clip
 
 
-def write_hf(clips: list[Clip], out: Path, max_shard_bytes: int = MAX_SHARD_BYTES,
+def write_hf(part: Part, out: Path, max_shard_bytes: int = MAX_SHARD_BYTES,
              **_) -> list[Path]:
-    """Write ``out/data/train-NNNNN-of-NNNNN.parquet``; shards are planned from the FLAC file
-    sizes first, so only one shard's audio is ever in memory."""
+    """Write ``out/data/<split>-NNNNN-of-NNNNN.parquet`` for each split, which
+    ``datasets.load_dataset("parquet", data_dir=out)`` reads as those splits; shards are
+    planned from the FLAC file sizes first, so only one shard's audio is ever in memory."""
+    paths = []
+    for split in part.splits:
+        clips = [c for c in part.clips if c.split == split]
+        if clips:
+            paths += _write_split(clips, split, out, max_shard_bytes)
+    return paths
+
+
+def _write_split(clips: list[Clip], split: str, out: Path, max_shard_bytes: int) -> list[Path]:
     shards: list[list[Clip]] = [[]]
     size = 0
     for clip in clips:
@@ -39,14 +50,16 @@ def write_hf(clips: list[Clip], out: Path, max_shard_bytes: int = MAX_SHARD_BYTE
         size += n
     paths = []
     for k, shard in enumerate(shards):
-        path = out / "data" / f"train-{k:05d}-of-{len(shards):05d}.parquet"
+        path = out / "data" / f"{split}-{k:05d}-of-{len(shards):05d}.parquet"
         write_parquet(pa.Table.from_pylist([_row(c) for c in shard], schema=SCHEMA), path)
         paths.append(path)
     return paths
 
 
 def _row(clip: Clip) -> dict:
+    """A release row lacks some manifest columns (reasons, model_id…): they are left empty."""
+    r = clip.row
     return {"id": clip.id, "audio": {"bytes": clip.path.read_bytes(), "path": f"{clip.id}.flac"},
-            "duration_ms": clip.duration_ms, "text": clip.row["text"],
-            "text_raw": clip.row["text_raw"], **{n: clip.row[n] for n in PROVENANCE},
-            "reasons": clip.row["reasons"], "words": clip.words()}
+            "duration_ms": clip.duration_ms, "text": r["text"], "text_raw": r.get("text_raw"),
+            **{n: r.get(n) for n in PROVENANCE}, "reasons": r.get("reasons"),
+            "words": clip.words()}
