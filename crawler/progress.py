@@ -47,13 +47,15 @@ class Progress:
             self.loop.stop()
         self.report(final=True, reason=reason)
 
-    def line(self) -> str:
+    def line(self, final: bool = False) -> str:
+        """This run's figures; the last line adds the files as the catalog counts them (read
+        once at the end: a count over the whole catalog is not for every few seconds)."""
         g = lambda k: self.stats.get_value(f"speechcrawl/{k}", 0)  # noqa: E731
         elapsed = max(time.monotonic() - self.started, 1e-6)
         mb = g("bytes_downloaded") / 1e6
         unreadable = g("metadata_unavailable")
         failed_writes = g("write_errors")
-        stored = self.catalog_part()
+        stored = self.catalog_part() if final else None
         return (f"items {g('items_discovered')} found, {g('items_accepted')} accepted, "
                 f"{g('items_rejected')} rejected"
                 + (f" ({unreadable} unreadable)" if unreadable else "")
@@ -80,4 +82,4 @@ class Progress:
 
     def report(self, final: bool = False, reason: str | None = None) -> None:
         prefix = f"crawl {reason}: " if final else "crawl: "
-        print(prefix + self.line(), file=self.out, flush=True)
+        print(prefix + self.line(final), file=self.out, flush=True)

@@ -255,3 +255,38 @@ def test_statuses_are_enums_equal_to_their_stored_text(db):
     (got,) = db.files("s", "a")
     assert cat.FileStatus(got["status"]) is cat.FileStatus.PENDING
     assert sql(db, "SELECT typeof(status) AS t FROM files")[0]["t"] == "text"
+
+
+def test_the_crawl_report_reads_the_catalogs_count_not_its_own_tally(db):
+    """When the later upload of a recording finishes first, this run's tally counts two
+    downloads and no duplicate; the crawl's last line says what the catalog (and so the
+    summary and the audit) says: one stored, one duplicate, its hours once."""
+    import io
+    import types
+
+    from scrapy.utils.test import get_crawler
+
+    from crawler.progress import Progress
+
+    job = db.start_job("s", "b", "q")
+    later, earlier = row("a", "copy.mp3"), row("b", "original.mp3")
+    db.record_item({**item("a"), "metadata": {"publicdate": "2025-01-01 00:00:00"}}, [later],
+                   [], job)
+    db.record_item({**item("b"), "metadata": {"publicdate": "2012-06-01 00:00:00"}}, [earlier],
+                   [], job)
+    for f in (later, earlier):
+        db.settle_download(f, "m1", f"raw/s/{f.item_id}/{f.name}", 10, 1)
+    stats = get_crawler().stats
+    stats.set_value("speechcrawl/files_downloaded", 2)
+    stats.set_value("speechcrawl/audio_seconds", 7200.0)
+    out = io.StringIO()
+    progress = Progress(stats, 0, out=out)
+    progress.spider = types.SimpleNamespace(catalog=db)
+    assert "catalog" not in progress.line()  # a few seconds in: this run's figures only
+    progress.report(final=True, reason="finished")
+    last = out.getvalue().strip()
+    assert last.startswith("crawl finished: ")
+    assert "files 2 downloaded this run" in last
+    assert "catalog: files 1 stored (0.00 h of audio), 1 duplicate, 0 corrupt, 0 failed" in last
+    progress.spider = types.SimpleNamespace()  # no catalog opened (it failed to open)
+    assert "catalog" not in progress.line(final=True)
