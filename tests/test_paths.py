@@ -185,7 +185,7 @@ def test_hostile_names_are_crawled_and_aligned_inside_the_workdir(hostile):
     assert tree(top, skip=workdir) == {k: v for k, v in before.items()
                                        if not k.startswith("parent/work")}
     catalog = Catalog(workdir / "catalog.sqlite")
-    files = [r for r in catalog.query("SELECT * FROM files") if r["local_path"]]
+    files = [r for r in catalog.file_records() if r["local_path"]]
     assert {r["item_id"] for r in files} == {"Victim", "victim", "..."}
     for r in files:
         path = workdir / r["local_path"]
