@@ -84,6 +84,18 @@ def stop_on_write_failure(crawler, what: str) -> None:
     reactor.callFromThread(stop)
 
 
+class PairingPipeline(_Pipeline):
+    """Audio paired with transcripts in a worker thread, by the source's own rule: an item with
+    thousands of files must not hold up the reactor (and with it every other request)."""
+
+    def process_item(self, item: SourceItem):
+        if item.problem or item.unreadable or not item.files:
+            return item
+        d = deferToThread(self.spider.pair, item.files)
+        d.addCallback(lambda pairs: setattr(item, "pairs", pairs) or item)
+        return d
+
+
 class LicenseGatePipeline(_Pipeline):
     def process_item(self, item: SourceItem):
         item.decision = _gate(item)

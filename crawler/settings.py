@@ -93,6 +93,7 @@ DOWNLOADER_MIDDLEWARES = {
     "crawler.middlewares.BackoffRetryMiddleware": 550,
 }
 ITEM_PIPELINES = {
+    "crawler.pipelines.PairingPipeline": 50,
     "crawler.pipelines.LicenseGatePipeline": 100,
     "crawler.pipelines.CatalogPipeline": 200,
     "crawler.pipelines.DownloadPipeline": 300,

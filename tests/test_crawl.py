@@ -712,3 +712,19 @@ def test_search_results_without_a_usable_identifier_leave_discovery_incomplete(t
     assert "identifier" in stats["discovery_incomplete"]
     assert set(items_by_id(tmp_path)) == {"a", "b", "c"}
     assert not changes(tmp_path, "item gone from the source")
+
+
+def test_an_item_with_hundreds_of_files_is_paired_whole(tmp_path):
+    """Pairing runs in a worker thread (PairingPipeline) by the source's rule: every audio file
+    of a 300 + 300 item reaches the catalog with its own transcript."""
+    fake = FakeArchiveOrg(["big"])
+    files = [{"name": f"Talk {i:03d}.mp3", "format": "VBR MP3", "source": "original",
+              "size": "1000", "md5": f"{i:032x}"} for i in range(300)]
+    files += [{"name": f"talk_{i:03d}.en.srt", "format": "SubRip", "source": "original",
+               "size": "100", "md5": f"{i + 1000:032x}"} for i in range(300)]
+    fake.metadata["big"] = fake.good("big", files)
+    with fake.serving() as url:
+        run_crawl(tmp_path, url, "--set", "SPEECHCRAWL_DOWNLOAD_RETRIES=1")
+    with db(tmp_path) as conn:
+        pairs = {r["audio"]: r["transcript"] for r in conn.execute("SELECT * FROM pairs")}
+    assert pairs == {f"Talk {i:03d}.mp3": f"talk_{i:03d}.en.srt" for i in range(300)}

@@ -25,7 +25,7 @@ from scrapy.spidermiddlewares.httperror import HttpError
 from twisted.internet.defer import CancelledError
 
 from crawler.items import SourceItem
-from crawler.selection import choose_files, pair_files
+from crawler.selection import Choice, choose_files, pair_files
 from crawler.settings import ARCHIVE_ORG_BASE_URL, ARCHIVE_ORG_QUERY
 from manifests.version import code_version
 
@@ -96,6 +96,11 @@ class ArchiveOrgSpider(scrapy.Spider):
             contact = settings.get("SPEECHCRAWL_CONTACT")
             settings.set("USER_AGENT", f"speechcrawl/{code_version()} (speech corpus builder; "
                                        f"contact: {contact})", priority="spider")
+
+    def pair(self, files: list[Choice]) -> list[dict]:
+        """Which transcript belongs to which audio file of one item (called off the reactor
+        thread: an item may list thousands of files)."""
+        return pair_files(files)
 
     async def start(self):
         yield self._scrape_page(None)
@@ -325,7 +330,7 @@ class ArchiveOrgSpider(scrapy.Spider):
             metadata=meta,
             metadata_hash=digest,
             files=choices,
-            pairs=pair_files(choices) if not problems else [],
+            pairs=[],  # paired off the reactor thread (PairingPipeline calls self.pair)
             download_urls={c.name: f"{self.base_url}/download/{quote(identifier)}/"
                                    f"{quote(c.name)}" for c in fetchable},
             problem=problems[0] if problems else None,
