@@ -11,8 +11,9 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 
-from manifests.release.config import ReleaseConfig
+from manifests.release.config import ReleaseConfig, SubsetSpec
 
 PUBLIC_DOMAIN = {
     "CC0-1.0": "public domain (CC0 1.0 dedication)",
@@ -23,6 +24,24 @@ PUBLIC_DOMAIN = {
 CONFIG_WORDS = {"clean": "clips whose text matches the audio closely",
                 "other": "clips that passed the filters with a doubt (reasons kept per clip)"}
 FAMILY_WORDS = {"public-domain": "public domain", "by": "CC BY", "by-sa": "CC BY-SA"}
+# The ids the Hugging Face Hub accepts in a card's ``license`` field: the "Licenses" table of
+# its documentation (huggingface/hub-docs, docs/hub/repositories-licenses.md). Any other value
+# (an SPDX ``LicenseRef-`` id, a ported CC license, the Public Domain Mark) is not recognised:
+# such licenses are written ``other`` with ``license_name`` and ``license_link``.
+HUB_LICENSES = frozenset({
+    "apache-2.0", "mit", "openrail", "bigscience-openrail-m", "creativeml-openrail-m",
+    "bigscience-bloom-rail-1.0", "bigcode-openrail-m", "afl-3.0", "artistic-2.0", "bsl-1.0", "bsd",
+    "bsd-2-clause", "bsd-3-clause", "bsd-3-clause-clear", "c-uda", "cc", "cc0-1.0", "cc-by-2.0",
+    "cc-by-2.5", "cc-by-3.0", "cc-by-4.0", "cc-by-sa-3.0", "cc-by-sa-4.0", "cc-by-nc-2.0",
+    "cc-by-nc-3.0", "cc-by-nc-4.0", "cc-by-nd-4.0", "cc-by-nc-nd-3.0", "cc-by-nc-nd-4.0",
+    "cc-by-nc-sa-2.0", "cc-by-nc-sa-3.0", "cc-by-nc-sa-4.0", "cdla-sharing-1.0",
+    "cdla-permissive-1.0", "cdla-permissive-2.0", "wtfpl", "ecl-2.0", "epl-1.0", "epl-2.0",
+    "etalab-2.0", "eupl-1.1", "agpl-3.0", "gfdl", "gpl", "gpl-2.0", "gpl-3.0", "lgpl", "lgpl-2.1",
+    "lgpl-3.0", "isc", "lppl-1.3c", "ms-pl", "mpl-2.0", "odc-by", "odbl", "openrail++", "osl-3.0",
+    "postgresql", "ofl-1.1", "ncsa", "unlicense", "zlib", "pddl", "lgpl-lr",
+    "deepfloyd-if-license", "llama2", "gemma", "unknown", "other"
+})
+MAX_LICENSE_NAME = 96  # several unlisted licenses are named together up to this length
 
 
 def model_entry(model_id: str, record: dict | None = None) -> dict:
@@ -58,13 +77,42 @@ def data_files(meta: dict) -> dict[str, dict[str, str]]:
             for name, c in meta["configs"].items() if c["rows"]}
 
 
-def yaml_header(meta: dict) -> str:
-    licenses = sorted({lic.lower() for c in meta["configs"].values()
-                       for s in c["splits"].values() for lic in s["licenses"]})
+def hub_license(spdx: str) -> str | None:
+    """The Hub's id for an SPDX id (``CC-BY-4.0`` → ``cc-by-4.0``), None where the Hub's list
+    has none (``CC-BY-3.0-US``, ``LicenseRef-…``, ``CC-PDM-1.0``, ``CC-BY-SA-2.5``)."""
+    return spdx.lower() if spdx.lower() in HUB_LICENSES - {"other", "unknown", "cc"} else None
+
+
+def license_fields(spdx_ids: list[str], items: list[dict]) -> dict[str, list[str] | str]:
+    """The card's ``license`` (a list: the Hub accepts one), plus ``license_name`` and
+    ``license_link`` when some ids are not on the Hub's list: one such license is named by
+    its id and linked to its deed (the URL its items record, when they agree on one); several
+    are named together and linked to ``ATTRIBUTION.md``, which gives each item's."""
+    ids = sorted(set(spdx_ids))
+    listed = sorted({h for s in ids if (h := hub_license(s))})
+    unlisted = [s for s in ids if not hub_license(s)]
+    if not unlisted:
+        return {"license": listed}
+    slugs = [re.sub(r"[^a-z0-9.]+", "-", s.lower().removeprefix("licenseref-")).strip("-")
+             for s in unlisted]
+    name = "-and-".join(slugs)
+    if len(name) > MAX_LICENSE_NAME:
+        name = f"{len(unlisted)}-licenses-see-attribution"
+    urls = {it.get("license_url") for it in items if it.get("license") in unlisted}
+    link = urls.pop() if len(unlisted) == 1 and len(urls) == 1 and None not in urls \
+        else "ATTRIBUTION.md"
+    return {"license": [*listed, "other"], "license_name": name, "license_link": link}
+
+
+def yaml_header(meta: dict, items: list[dict] | None = None) -> str:
+    spdx = [lic for c in meta["configs"].values() for s in c["splits"].values()
+            for lic in s["licenses"]]
+    lic = license_fields(spdx, items or [])
     files = data_files(meta)
     lines = ["---", f"pretty_name: {_yaml_str(meta['name'] + ' ' + meta['version'])}",
              "language:", *[f"- {lang}" for lang in meta["languages"] or ["en"]],
-             "license:", *[f"- {lic}" for lic in licenses],
+             "license:", *[f"- {x}" for x in lic["license"]],
+             *[f"{k}: {_yaml_str(lic[k])}" for k in ("license_name", "license_link") if k in lic],
              "task_categories:", "- automatic-speech-recognition",
              "size_categories:", f"- {_size_category(meta['totals']['clips'])}",
              "configs:"]
@@ -77,6 +125,17 @@ def yaml_header(meta: dict) -> str:
             lines += [f"  - split: {split}", f"    path: {pattern}"]
     lines.append("---")
     return "\n".join(lines) + "\n"
+
+
+def sample_rule(spec: SubsetSpec) -> str:
+    """How a sample subset is drawn (``plan.sample``), in words for the card."""
+    caps = ([f"{spec.fraction:.0%} of the hours"] if spec.fraction is not None else []) + \
+        ([f"{spec.max_hours:g} hours"] if spec.max_hours is not None else []) + \
+        ([f"{spec.max_clips} clips"] if spec.max_clips is not None else [])
+    return ("whole items (never single clips) in the order of a salted SHA-256 of their ids, "
+            f"as many as stay within {' and '.join(caps)} (at least one item), so an item "
+            "keeps its place from one release to the next unless items ranked before it grow "
+            "or arrive")
 
 
 def _table(header: list[str], rows: list[list]) -> list[str]:
@@ -96,7 +155,7 @@ def readme(meta: dict, config: ReleaseConfig, items: list[dict], changes: dict,
     """The data card: HF YAML header, then the datasheet (what, how made, what it is not)."""
     splits = list(config.splits)
     t = meta["totals"]
-    out = [yaml_header(meta), f"# {meta['name']} {meta['version']}", "",
+    out = [yaml_header(meta, items), f"# {meta['name']} {meta['version']}", "",
            f"English speech with transcripts, cut from permissively licensed recordings on the "
            f"web and aligned with CTC segmentation: {t['clips']} clips, {t['hours']} hours from "
            f"{t['items']} source items. Built by speechcrawl {meta['code_version']} from its "
@@ -106,9 +165,8 @@ def readme(meta: dict, config: ReleaseConfig, items: list[dict], changes: dict,
     for name, c in meta["configs"].items():
         spec = config.subsets[name]
         what = " + ".join(CONFIG_WORDS.get(tier, tier) for tier in spec.tiers)
-        if spec.max_clips:
-            what = (f"a sample of at most {spec.max_clips} clips, item by item in a salted "
-                    f"hash order, of: {what}")
+        if spec.sample:
+            what = f"a fixed sample of {what}: {sample_rule(spec)}"
         lic = ", ".join(FAMILY_WORDS[f] for f in spec.families)
         per = [f"{c['splits'][s]['rows']} / {c['splits'][s]['hours']} h" if s in c["splits"]
                else "—" for s in splits]
@@ -125,7 +183,8 @@ def readme(meta: dict, config: ReleaseConfig, items: list[dict], changes: dict,
                 "```python", "from datasets import load_dataset", "",
                 f"ds = load_dataset(\"parquet\", data_files={json.dumps(pats)})", "```", "",
                 "Rows: `id`, `audio` (16 kHz mono FLAC, as cut: not re-encoded), `duration_ms`, "
-                "`text` (normalised: the training label), `source`, `item_id`, `creator`, "
+                "`text` (normalised: the training label), `text_raw` (the transcript's words "
+                "as written, before normalisation), `source`, `item_id`, `creator`, "
                 "`license_spdx`, `license_family`, `attribution`, `tier`, `score` (alignment "
                 "confidence), `cer`, `words` (word timings), `audio_hash` (MD5 of the decoded "
                 "samples)."]
@@ -134,7 +193,10 @@ def readme(meta: dict, config: ReleaseConfig, items: list[dict], changes: dict,
             "it is not relabelled CC BY. Share-alike (CC BY-SA) material is only in configs "
             "whose name ends in `_sa`, which must be distributed under CC BY-SA. CC BY and "
             "CC BY-SA material needs attribution: `ATTRIBUTION.md` / `ATTRIBUTION.csv` list "
-            "title, author, source and license (TASL) for every item used.", ""]
+            "title, author, source and license (TASL) for every item used. The header above "
+            "names licenses by the Hugging Face Hub's identifiers; those the Hub does not list "
+            "(ported CC licenses, the Public Domain Mark, U.S. government works) are `other` "
+            "there, named in `license_name`.", ""]
     by_license: dict[str, list] = {}
     for it in items:
         e = by_license.setdefault(it["license"], [it["license_family"], 0, 0, 0])

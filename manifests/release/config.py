@@ -22,11 +22,20 @@ NAME = re.compile(r"^[a-z][a-z0-9_]*$")  # a directory name and an HF config/spl
 @dataclass(frozen=True)
 class SubsetSpec:
     """One release config (an HF "config"): the clips of these tiers under these license
-    families; ``max_clips`` makes a sample of whole items, drawn by a salted hash."""
+    families. Any of ``max_clips``, ``max_hours`` and ``fraction`` (of the config's hours)
+    makes it a sample: whole items in a salted hash order of their keys, as many as fit every
+    cap (see ``plan.sample``), so an item keeps its place in the sample from one release to
+    the next unless items ranked before it grow or arrive."""
 
     tiers: tuple[str, ...]
     families: tuple[str, ...]
     max_clips: int | None = None
+    max_hours: float | None = None
+    fraction: float | None = None
+
+    @property
+    def sample(self) -> bool:
+        return any(x is not None for x in (self.max_clips, self.max_hours, self.fraction))
 
 
 DEFAULT_SUBSETS = {
@@ -34,7 +43,9 @@ DEFAULT_SUBSETS = {
     "other": SubsetSpec(("other",), ("public-domain", "by")),
     "clean_sa": SubsetSpec(("clean",), ("by-sa",)),
     "other_sa": SubsetSpec(("other",), ("by-sa",)),
-    "microset": SubsetSpec(("clean",), ("public-domain", "by"), max_clips=1000),
+    # A small fixed sample for quick experiments: 10 % of the clean hours, at most 10 hours,
+    # so it stays a sample (not all of ``clean``) however small the corpus.
+    "microset": SubsetSpec(("clean",), ("public-domain", "by"), max_hours=10.0, fraction=0.1),
 }
 DEFAULT_SPLITS = {"train": 0.90, "validation": 0.05, "test": 0.05}
 # Creators that name nobody in particular: grouping by them would not keep a speaker together,
@@ -107,7 +118,8 @@ class ReleaseConfig:
         """JSON-ready, in a stable order (it goes into release.json byte for byte)."""
         d = asdict(self)
         d["subsets"] = {name: {"tiers": list(s.tiers), "families": list(s.families),
-                               "max_clips": s.max_clips} for name, s in self.subsets.items()}
+                               "max_clips": s.max_clips, "max_hours": s.max_hours,
+                               "fraction": s.fraction} for name, s in self.subsets.items()}
         d["anonymous_creators"] = list(self.anonymous_creators)
         return d
 
@@ -124,7 +136,8 @@ def _subset_from_dict(name: str, spec: dict) -> SubsetSpec:
         raise ValueError(f"release config: subset {name!r} has unknown keys {sorted(unknown)}")
     if "tiers" not in spec or "families" not in spec:
         raise ValueError(f"release config: subset {name!r} needs tiers and families")
-    return SubsetSpec(tuple(spec["tiers"]), tuple(spec["families"]), spec.get("max_clips"))
+    return SubsetSpec(tuple(spec["tiers"]), tuple(spec["families"]), spec.get("max_clips"),
+                      spec.get("max_hours"), spec.get("fraction"))
 
 
 def _check_subset(name: str, spec: SubsetSpec) -> None:
@@ -144,5 +157,16 @@ def _check_subset(name: str, spec: SubsetSpec) -> None:
         raise ValueError(f"release config: subset {name!r} holds share-alike material, so its "
                          "name must end in _sa (DESIGN.md: share-alike only in subsets "
                          "labelled so)")
-    if spec.max_clips is not None and spec.max_clips <= 0:
-        raise ValueError(f"release config: subset {name!r}: max_clips must be positive")
+    for key, kind, top in (("max_clips", int, None), ("max_hours", float, None),
+                           ("fraction", float, 1.0)):
+        value = getattr(spec, key)
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, int | float) \
+                or (kind is int and not isinstance(value, int)):
+            raise ValueError(f"release config: subset {name!r}: {key} must be a "
+                             f"{'whole number' if kind is int else 'number'}, not {value!r}")
+        if not value > 0 or (top is not None and value > top):
+            raise ValueError(f"release config: subset {name!r}: {key} must be positive"
+                             + (f" and at most {top:g}" if top is not None else "")
+                             + f", not {value!r}")

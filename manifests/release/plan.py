@@ -18,7 +18,7 @@ import pyarrow.compute as pc
 
 from manifests.licenses import acceptable_spdx
 from manifests.release import dedup, splits
-from manifests.release.config import FAMILIES, TIERS, ReleaseConfig
+from manifests.release.config import FAMILIES, TIERS, ReleaseConfig, SubsetSpec
 from manifests.release.diff import diff_rows
 from manifests.release.splits import Assignment
 
@@ -201,6 +201,7 @@ def plan_release(clips: pa.Table, items: pa.Table, config: ReleaseConfig | None 
     item_rank = np.zeros(n, dtype=np.uint64)
     live_at = pc.fill_null(pc.index_in(ckey, value_set=live_keys), 0).to_numpy()
     item_rank[alive] = rank_of_key[live_at[alive]]
+    item_of = np.where(alive, live_at, -1)
 
     duration_ms = pc.cast(pc.round(pc.multiply(_arr(clips, "duration_s"), 1000.0)), pa.int64())
     table = clips.append_column("item_key", ckey).append_column("duration_ms", duration_ms)
@@ -217,7 +218,7 @@ def plan_release(clips: pa.Table, items: pa.Table, config: ReleaseConfig | None 
     table = table.append_column("split", pa.array([*split_names, None], pa.string()).take(
         pa.array(np.where(split_code < 0, len(split_names), split_code).astype(np.int32))))
 
-    rows = _rows(table, config, in_spec, alive, split_code, item_rank)
+    rows = _rows(table, config, in_spec, alive, split_code, item_rank, item_of)
     counts = _counts(rows, config)
     duplicates = {kind: _duplicates(table, reason == _CODE[kind], kept_instead)
                   for kind in ("duplicate_audio", "duplicate_text")}
@@ -229,28 +230,51 @@ def plan_release(clips: pa.Table, items: pa.Table, config: ReleaseConfig | None 
     return plan
 
 
+def sample(sel: np.ndarray, spec: SubsetSpec, item_of: np.ndarray, item_rank: np.ndarray,
+           ms: np.ndarray) -> np.ndarray:
+    """The clips of ``sel`` a sample subset keeps, in ``sel``'s order: whole items, taken in
+    their salted hash order (``item_rank``) while the running totals stay within every cap —
+    ``max_clips``, ``max_hours`` and ``fraction`` of ``sel``'s duration. Never empty while
+    one item fits the absolute caps (``max_clips``, ``max_hours``): a corpus whose first item
+    alone is over the fraction gets that item (or the first that fits), so a small release
+    still has a sample, and a strict one as soon as it has two items."""
+    items, first, inv = np.unique(item_of[sel], return_index=True, return_inverse=True)
+    if not len(items):
+        return sel
+    clips = np.bincount(inv, minlength=len(items))
+    dur = np.bincount(inv, weights=ms[sel].astype(np.float64), minlength=len(items))
+    order = np.lexsort((items, item_rank[sel][first]))
+    hard_ms = spec.max_hours * 3.6e6 if spec.max_hours is not None else np.inf
+    budget = min(hard_ms, spec.fraction * dur.sum() if spec.fraction is not None else np.inf)
+    cap = spec.max_clips if spec.max_clips is not None else np.inf
+    fits = (np.cumsum(dur[order]) <= budget) & (np.cumsum(clips[order]) <= cap)
+    chosen = order[:len(fits) if fits.all() else int(np.argmin(fits))]
+    if not len(chosen):
+        alone = (dur[order] <= hard_ms) & (clips[order] <= cap)
+        chosen = order[[int(np.argmax(alone))]] if alone.any() else chosen
+    return sel[np.isin(inv, chosen)]
+
+
 def _rows(table: pa.Table, config: ReleaseConfig, in_spec: dict[str, np.ndarray],
-          alive: np.ndarray, split_code: np.ndarray, item_rank: np.ndarray) -> pa.Table:
+          alive: np.ndarray, split_code: np.ndarray, item_rank: np.ndarray,
+          item_of: np.ndarray) -> pa.Table:
     """The release rows, config by config and split by split, each in the global row order
     (item, recording, time), cut into shards of about ``max_shard_bytes``."""
-    n = table.num_rows
     live = np.flatnonzero(alive)
     sort = pc.sort_indices(table.take(pa.array(live)).select(
         ["item_key", "audio_file", "start_s", "clip_id"]),
         [("item_key", "ascending"), ("audio_file", "ascending"), ("start_s", "ascending"),
          ("clip_id", "ascending")]).to_numpy()
     ordered = live[sort]
-    pos = np.zeros(n, dtype=np.int64)
-    pos[ordered] = np.arange(len(ordered))
     size = pc.fill_null(_arr(table, "audio_bytes"), 0).to_numpy() + ROW_OVERHEAD_BYTES
+    ms = pc.fill_null(_arr(table, "duration_ms"), 0).to_numpy()
     parts: dict[str, list[np.ndarray]] = {k: [] for k in ("config", "split", "shard", "num",
                                                           "row")}
     split_names = list(config.splits)
     for ci, (name, spec) in enumerate(config.subsets.items()):
         sel = ordered[in_spec[name][ordered]]
-        if spec.max_clips is not None and len(sel) > spec.max_clips:
-            sel = sel[np.lexsort((pos[sel], item_rank[sel]))[:spec.max_clips]]
-            sel = sel[np.argsort(pos[sel], kind="stable")]
+        if spec.sample:
+            sel = sample(sel, spec, item_of, item_rank, ms)
         for si in range(len(split_names)):
             part = sel[split_code[sel] == si]
             if not len(part):
