@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -26,7 +27,7 @@ from crawler.sample_archive.build import build
 from crawler.sample_archive.server import serving
 from manifests.release import ReleaseConfig, SubsetSpec, build_release, plan_release
 from manifests.release.build import DELAY_ENV
-from manifests.release.splits import Assignment, assign, draw, group_of
+from manifests.release.splits import Assignment, assign, draw, group_of, item_order
 
 SPEECHCRAWL = [sys.executable, "-m", "speechcrawl.cli"]
 SEED = 1234
@@ -71,6 +72,23 @@ def release_cli(*args, env=None, check=True) -> subprocess.CompletedProcess:
     return result
 
 
+def microset_of(release: Path, clean: set[str]) -> set[str]:
+    """The microset's clips, checked against the rule the card states: a strict, non-empty
+    subset of ``clean`` made of whole items, within 10 % of clean's hours (or one item)."""
+    micro = rows(release, "microset")
+    ids = {r["id"] for r in micro}
+    assert ids and ids < clean
+    by_item: dict[str, set[str]] = {}
+    for r in rows(release, "clean"):
+        by_item.setdefault(r["item_id"], set()).add(r["id"])
+    chosen = {r["item_id"] for r in micro}
+    assert ids == set().union(*(by_item[i] for i in chosen))  # whole items, never clips
+    clean_ms = sum(r["duration_ms"] for r in rows(release, "clean"))
+    assert len(chosen) == 1 or sum(r["duration_ms"] for r in micro) <= 0.1 * clean_ms
+    assert "salted SHA-256" in (release / "README.md").read_text()
+    return ids
+
+
 def card_header(release: Path) -> dict:
     text = (release / "README.md").read_text()
     assert text.startswith("---\n")
@@ -112,7 +130,7 @@ def test_each_config_loads_alone_with_exactly_its_rows(built, aligned, tmp_path)
     splits = json.loads((built / "splits.json").read_text())["items"]
     want = {"clean": expected_members(aligned, {"clean"}, {"public-domain", "by"}),
             "other": expected_members(aligned, {"other"}, {"public-domain", "by"})}
-    want["microset"] = want["clean"]  # under its 1000-clip cap here
+    want["microset"] = microset_of(built, want["clean"])  # checked on its own below
     by_id = {c["clip_id"]: c for c in clips(aligned)}
     header = card_header(built)
     assert header["task_categories"] == ["automatic-speech-recognition"]
@@ -134,7 +152,9 @@ def test_each_config_loads_alone_with_exactly_its_rows(built, aligned, tmp_path)
             assert samples.sample_rate == 16000
             assert abs(samples.data.shape[-1] - row["duration_ms"] * 16) <= 32
         assert got == want[name], name
-        assert len(ds) >= 2  # the fixture's salt spreads its items over splits
+        assert ds[next(iter(ds))].features["text_raw"].dtype == "string"
+        # The fixture's salt spreads its items over splits (the microset may be one item).
+        assert len(ds) >= 2 or name == "microset"
         # The release directory by config name: the card's header is what picks the files.
         named = datasets.load_dataset(str(built), name, cache_dir=str(tmp_path / "hf"))
         assert {k: sorted(v["id"]) for k, v in named.items()} == {
@@ -149,6 +169,7 @@ def test_audio_is_the_clip_file_as_cut_and_rows_carry_provenance(built, aligned)
             assert r["audio"]["bytes"] == (aligned / c["clip_path"]).read_bytes()
             assert r["audio"]["path"] == f"{r['id']}.flac"
             assert r["text"] == c["text"] and r["item_id"] == c["item_id"]
+            assert r["text_raw"] == c["text_raw"] and r["text_raw"]  # as written: "1967."
             assert r["duration_ms"] == round(c["duration_s"] * 1000)
             assert r["attribution"] == c["attribution"] and r["words"] == c["words"]
             info = sf.info(aligned / c["clip_path"])
@@ -174,7 +195,8 @@ def test_public_domain_keeps_its_own_label_and_the_audit_passes(built, aligned, 
     audit = json.loads((tmp_path / "audit" / "audit.json").read_text())
     assert audit["gate"]["passed"]
     assert {s["name"] for s in audit["subsets"]} == {"clean", "other", "microset"}
-    assert sum(i["clips_used"] for i in audit["items"]) == len(rows(built))
+    # Each clip once, however many configs hold it (the microset is a sample of clean).
+    assert sum(i["clips_used"] for i in audit["items"]) == len({r["id"] for r in rows(built)})
 
 
 def test_machine_captions_and_rejected_clips_stay_out(built, aligned):
@@ -315,14 +337,131 @@ def test_plan_on_a_synthetic_manifest(tmp_path):
     assert labels == want
     assert all(r["config"].endswith("_sa") == (r["license_family"] == "by-sa") for r in out)
     micro = [r for r in out if r["config"] == "microset"]
-    assert len(micro) == 23
-    assert {r["clip_id"] for r in micro} <= {r["clip_id"] for r in out if r["config"] == "clean"}
+    clean = [r for r in out if r["config"] == "clean"]
+    assert 0 < len(micro) <= 23  # whole items of 5 clean clips each: 20
+    assert {r["item_id"] for r in micro} == {r["item_id"] for r in clean if r["clip_id"] in
+                                             {m["clip_id"] for m in micro}}
+    for item in {r["item_id"] for r in micro}:
+        assert {r["clip_id"] for r in micro if r["item_id"] == item} == {
+            r["clip_id"] for r in clean if r["item_id"] == item}
     for _, _, _, _, rows_ in plan.shards():  # ~100 kB each: two 40 kB rows, a third may spill
         assert 1 <= len(rows_) <= 3
     creator_split = {}
     for r in out:
         c = next(x["creator"] for x in item_rows if x["item_id"] == r["item_id"])
         assert creator_split.setdefault(c, r["split"]) == r["split"]
+
+
+def _micro(plan) -> set[str]:
+    return {r["clip_id"] for r in plan.rows.to_pylist() if r["config"] == "microset"}
+
+
+def test_the_microset_is_a_fixed_sample_of_whole_items_on_the_small_archive(aligned):
+    """Drawn by item hash: the same whatever order the manifests list the clips in, a strict
+    non-empty part of clean, and an item's clips all in or all out."""
+    from manifests.release.inputs import read_manifests
+
+    clip_table, item_table, _, _ = read_manifests(aligned)
+    plan = plan_release(clip_table, item_table)
+    micro = _micro(plan)
+    clean = {r["clip_id"] for r in plan.rows.to_pylist() if r["config"] == "clean"}
+    assert micro and micro < clean
+    backwards = clip_table.take(pa.array(np.arange(clip_table.num_rows)[::-1]))
+    assert _micro(plan_release(backwards, item_table.take(
+        pa.array(np.arange(item_table.num_rows)[::-1])))) == micro
+    item_of = {r["clip_id"]: r["item_id"] for r in plan.rows.to_pylist()}
+    chosen = {item_of[c] for c in micro}
+    assert {c for c in clean if item_of[c] in chosen} == micro
+    # Another salt draws another order; it is still a sample of whole items.
+    other = _micro(plan_release(clip_table, item_table, ReleaseConfig(salt="another")))
+    assert other and other < clean
+
+
+def _synthetic(n_items: int, start: int = 0) -> tuple[list[dict], list[dict]]:
+    item_rows, clip_rows = [], []
+    for i in range(start, start + n_items):
+        item_rows.append({"source": "s", "item_id": f"i{i:03d}", "creator": None,
+                          "license_spdx": "CC-BY-4.0", "license_family": "by",
+                          "decision": "accepted", "gone_at": None})
+        for k in range(1 + i % 4):
+            clip_rows.append({
+                "clip_id": f"i{i:03d}-{k}", "source": "s", "item_id": f"i{i:03d}",
+                "audio_file": "a", "start_s": float(k), "duration_s": 2.0 + i % 3,
+                "text": f"sentence {i} {k} of a synthetic item", "tier": "clean",
+                "asr_caption": False, "clip_path": "x", "license_spdx": "CC-BY-4.0",
+                "audio_hash": f"md5:{i}-{k}", "audio_bytes": 1000})
+    return item_rows, clip_rows
+
+
+def test_the_microset_keeps_its_items_when_the_corpus_grows():
+    """10 % of clean's hours, capped at 10 hours, by item hash: items added later change
+    nothing ranked before them, and the cap in hours binds on a large corpus."""
+    items_a, clips_a = _synthetic(200)
+    plan = plan_release(pa.Table.from_pylist(clips_a), pa.Table.from_pylist(items_a))
+    before = _micro(plan)
+    rows_ = plan.rows.to_pylist()
+    ms = {r["clip_id"]: r["duration_ms"] for r in rows_}
+    clean_ms = sum(ms[r["clip_id"]] for r in rows_ if r["config"] == "clean")
+    assert 0 < sum(ms[c] for c in before) <= 0.1 * clean_ms
+    items_b, clips_b = _synthetic(40, start=200)
+    grown = _micro(plan_release(pa.Table.from_pylist(clips_a + clips_b),
+                                pa.Table.from_pylist(items_a + items_b)))
+    rank = dict(zip([f"s/i{i:03d}" for i in range(240)],
+                    item_order([f"s/i{i:03d}" for i in range(240)],
+                                      ReleaseConfig().salt).tolist(), strict=True))
+    first_new = min(rank[f"s/i{i:03d}"] for i in range(200, 240))
+    kept = {c for c in before if rank["s/" + c.split("-")[0]] < first_new}
+    assert kept and kept <= grown
+    # Hours cap: 0.01 h allows a handful of clips, whatever the fraction says.
+    tiny = ReleaseConfig(subsets={**ReleaseConfig().subsets, "microset": SubsetSpec(
+        ("clean",), ("public-domain", "by"), max_hours=0.01, fraction=0.5)})
+    small = _micro(plan_release(pa.Table.from_pylist(clips_a), pa.Table.from_pylist(items_a),
+                                tiny))
+    assert small and sum(ms[c] for c in small) <= 36_000
+    # One item alone over every fraction: the sample is that item, not nothing.
+    one = _micro(plan_release(pa.Table.from_pylist(clips_a[:1]),
+                              pa.Table.from_pylist(items_a[:1])))
+    assert one == {clips_a[0]["clip_id"]}
+
+
+def test_card_licenses_are_hub_identifiers(built):
+    """The Hub knows a fixed list of ids; everything else is ``other`` with a name and link."""
+    from manifests.release.card import HUB_LICENSES, license_fields
+
+    assert {"cc0-1.0", "cc-by-4.0", "cc-by-sa-4.0", "cc-by-3.0", "pddl", "other"} <= HUB_LICENSES
+    assert not {"cc-by-sa-2.5", "cc-pdm-1.0", "cc-by-1.0", "cc-by-sa-2.0"} & HUB_LICENSES
+
+    def check(header: dict) -> None:
+        lic = header["license"]
+        assert isinstance(lic, list) and lic and all(x in HUB_LICENSES for x in lic)
+        if "other" in lic:
+            assert header["license_name"] and re.fullmatch(r"[a-z0-9.-]+",
+                                                            header["license_name"])
+            assert header["license_link"]
+        else:
+            assert "license_name" not in header and "license_link" not in header
+
+    check(card_header(built))
+    es = "LicenseRef-CC-BY-SA-2.5-ES"
+    url = "https://creativecommons.org/licenses/by-sa/2.5/es/"
+    got = license_fields(["CC0-1.0", "CC-BY-4.0", es, "CC0-1.0"],
+                         [{"license": es, "license_url": url}])
+    assert got == {"license": ["cc-by-4.0", "cc0-1.0", "other"],
+                   "license_name": "cc-by-sa-2.5-es", "license_link": url}
+    several = license_fields(["CC-PDM-1.0", "LicenseRef-US-Government-Work", "CC-BY-3.0-US",
+                              "CC-BY-SA-2.0", "CC-BY-1.0", "CC-BY-SA-3.0"], [])
+    assert several["license"] == ["cc-by-sa-3.0", "other"]
+    assert several["license_link"] == "ATTRIBUTION.md"
+    assert all(x in several["license_name"] for x in ("cc-pdm-1.0", "us-government-work",
+                                                      "cc-by-3.0-us"))
+    many = license_fields([f"LicenseRef-CC-BY-3.0-{p}" for p in ("AM", "AZ", "CR", "EC", "GT",
+                                                                 "HK", "IE", "LU", "NO")], [])
+    assert many["license_name"] == "9-licenses-see-attribution"
+    for fields_ in (got, several, many):  # what the card writes parses back the same
+        header = yaml.safe_load("\n".join(
+            ["license:", *[f"- {x}" for x in fields_["license"]],
+             *[f"{k}: {json.dumps(fields_[k])}" for k in ("license_name", "license_link")]]))
+        check(header)
 
 
 def test_release_config_from_toml(tmp_path):
@@ -337,7 +476,19 @@ def test_release_config_from_toml(tmp_path):
                       ('[release.subsets.x]\ntiers = ["rejected"]\nfamilies = ["by"]\n',
                        "no audio"),
                       ('[release.subsets.x]\ntiers = ["clean"]\nfamilies = ["nc"]\n',
-                       "families must be among")]:
+                       "families must be among"),
+                      ('[release.subsets.x]\ntiers = ["clean"]\nfamilies = ["by"]\n'
+                       'fraction = 1.5\n', "fraction must be positive and at most 1"),
+                      ('[release.subsets.x]\ntiers = ["clean"]\nfamilies = ["by"]\n'
+                       'fraction = "10 %"\n', "fraction must be a number"),
+                      ('[release.subsets.x]\ntiers = ["clean"]\nfamilies = ["by"]\n'
+                       'max_hours = -1\n', "max_hours must be positive"),
+                      ('[release.subsets.x]\ntiers = ["clean"]\nfamilies = ["by"]\n'
+                       'max_hours = nan\n', "max_hours must be positive"),
+                      ('[release.subsets.x]\ntiers = ["clean"]\nfamilies = ["by"]\n'
+                       'max_clips = 2.5\n', "max_clips must be a whole number"),
+                      ('[release.subsets.x]\ntiers = ["clean"]\nfamilies = ["by"]\n'
+                       'max_clips = true\n', "max_clips must be a whole number")]:
         p.write_text(text)
         with pytest.raises(ValueError, match=why):
             ReleaseConfig.from_toml(p)

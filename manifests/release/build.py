@@ -167,7 +167,8 @@ def release_meta(plan: Plan, used: pa.Table, filters: list[dict], version: str,
         counts = plan.counts[name]
         configs[name] = {
             "tiers": list(spec.tiers), "families": list(spec.families),
-            "max_clips": spec.max_clips, "rows": counts["rows"], "hours": counts["hours"],
+            "max_clips": spec.max_clips, "max_hours": spec.max_hours, "fraction": spec.fraction,
+            "sample": spec.sample, "rows": counts["rows"], "hours": counts["hours"],
             "splits": {s: {**v, "files": files[(name, s)]} for s, v in counts["splits"].items()}}
     models = sorted({m for m in used["model_id"].to_pylist() if m}) \
         if "model_id" in used.column_names else []
