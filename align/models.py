@@ -1,7 +1,7 @@
 """The model registry: a name or a path → an ``AcousticModel``.
 
 - ``wav2vec2-base-960h``: torchaudio's ``WAV2VEC2_ASR_BASE_960H`` (MIT-licensed weights), fetched
-  once into the torch hub cache where a network is reachable.
+  once into the torch hub cache (``missing_weights`` says how; aligning never downloads).
 - ``mms-fa``: torchaudio's ``MMS_FA`` (weights CC-BY-NC-4.0: say so in any data card).
 - ``demo``: the small model shipped in ``align/demo_model/``, trained on synthetic speech.
 - a path: TorchScript, or a state dict with a JSON config of ``wav2vec2_model`` arguments and
@@ -54,6 +54,29 @@ def list_models() -> list[str]:
     return [*BUNDLES, "demo"]
 
 
+def weights_url(name: str) -> str:
+    """Where torchaudio publishes a registry model's weights."""
+    path = _bundle(name)._path
+    return path if path.startswith("https") else \
+        f"https://download.pytorch.org/torchaudio/models/{path}"
+
+
+def missing_weights(name: str) -> str | None:
+    """Why registry model ``name`` cannot load here (its weights are not in the torch hub
+    cache), or None. Nothing is downloaded while aligning: a batch job on a machine without a
+    network would otherwise stall on it and fail with a bare ``urlopen error``."""
+    if name not in BUNDLES:
+        return None
+    dest = hub_checkpoint_path(name)
+    if dest.is_file():
+        return None
+    return (f"the weights of {name} are not in the torch hub cache (looked for {dest}; "
+            f"TORCH_HOME chooses the cache). Fetch them once: curl -fL --create-dirs -o "
+            f"'{dest}' '{weights_url(name)}' (or copy a copy you have there); or name a local "
+            f"model instead: --model PATH, or model = PATH in a job (model.pt + config.json, see "
+            f"align/models.py)")
+
+
 def load_model(name: str, device: str = "cpu") -> AcousticModel:
     if name in BUNDLES:
         return _load_bundle(name, device)
@@ -66,6 +89,8 @@ def load_model(name: str, device: str = "cpu") -> AcousticModel:
 
 
 def _load_bundle(name: str, device: str) -> AcousticModel:
+    if why := missing_weights(name):
+        raise FileNotFoundError(why)
     bundle = _bundle(name)
     _, license_, note = BUNDLES[name]
     normalize = False

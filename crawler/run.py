@@ -3,16 +3,79 @@
 from __future__ import annotations
 
 import os
+import socket
+import threading
+from functools import cache
 from pathlib import Path
 
 from scrapy.crawler import CrawlerProcess
-from scrapy.settings import BaseSettings, Settings
+from scrapy.settings import BaseSettings, Settings, default_settings
+from scrapy.spiderloader import SpiderLoader
 
 from crawler import settings as defaults
 from crawler.hosts import RefusedURL, connect_target, is_loopback
 
-SPIDERS = {"archive_org"}  # spider names in crawler/spiders/
-__all__ = ["crawl", "crawl_settings", "is_loopback", "start_refusal"]
+__all__ = ["crawl", "crawl_settings", "is_loopback", "setting_defaults", "spider_names",
+           "start_refusal", "unreachable"]
+# How long the first connection to a source may take before the crawl gives up on it.
+REACH_TIMEOUT_S = 20.0
+
+
+@cache
+def spider_names() -> tuple[str, ...]:
+    """The sources a crawl can name: the spiders Scrapy finds in ``SPIDER_MODULES``."""
+    settings = Settings()
+    settings.setmodule(defaults, priority="project")
+    return tuple(sorted(SpiderLoader.from_settings(settings).list()))
+
+
+@cache
+def setting_defaults() -> dict:
+    """Every setting a crawl may override, with its default: Scrapy's own settings, then
+    this project's (``crawler/settings.py``). A name outside them is a typo: Scrapy would
+    ignore it without a word."""
+    return {name: getattr(module, name) for module in (default_settings, defaults)
+            for name in dir(module) if name.isupper()}
+
+
+def unreachable(base_url: str, timeout: float = REACH_TIMEOUT_S) -> str | None:
+    """Why a crawl cannot reach ``base_url``'s host at all (DNS fails, the port refuses or
+    never answers), or None. One connection, before Scrapy starts: otherwise robots.txt and
+    every discovery request are retried with backoff for minutes, and the reason is only in
+    the log. Crawls never use a proxy (crawler/settings.py), so this is the path they take."""
+    _, host, port = connect_target(base_url)
+    found: dict = {}
+
+    def resolve() -> None:
+        try:
+            found["addresses"] = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        except OSError as exc:
+            found["error"] = exc
+
+    # getaddrinfo has no timeout of its own: a resolver that never answers is waited for
+    # in a thread the process does not wait for.
+    thread = threading.Thread(target=resolve, name="resolve", daemon=True)
+    thread.start()
+    thread.join(timeout)
+    if thread.is_alive():
+        return f"cannot reach {host}: DNS lookup gave no answer within {timeout:.0f} s"
+    if "error" in found:
+        exc = found["error"]
+        return f"cannot reach {host}: DNS lookup failed ({exc.strerror or exc})"
+    errors = []
+    for family, kind, proto, _, address in found["addresses"]:
+        try:
+            with socket.socket(family, kind, proto) as s:
+                s.settimeout(timeout)
+                s.connect(address)
+            return None
+        except TimeoutError:
+            errors.append(f"no answer on port {port} within {timeout:.0f} s")
+        except ConnectionRefusedError:
+            errors.append(f"connection refused on port {port}")
+        except OSError as exc:
+            errors.append(f"{exc.strerror or exc} (port {port})")
+    return f"cannot reach {host}: {errors[0] if errors else 'no address'}"
 
 
 def start_refusal(settings: BaseSettings, base_url: str) -> str | None:
@@ -47,11 +110,13 @@ def crawl_settings(workdir: Path, base_url: str, overrides: dict | None = None) 
 def crawl(source: str, workdir: Path, base_url: str, query: str | None = None,
           max_items: int | None = None, overrides: dict | None = None) -> dict:
     """Crawl ``source`` into ``workdir``; return the crawl's stats. Blocks until done."""
-    if source not in SPIDERS:
-        raise ValueError(f"unknown source {source!r}; known: {', '.join(sorted(SPIDERS))}")
+    if source not in spider_names():
+        raise ValueError(f"unknown source {source!r}; known: {', '.join(spider_names())}")
     settings = crawl_settings(workdir, base_url, overrides)
     if why := start_refusal(settings, base_url):
         raise ValueError(why)
+    if why := unreachable(base_url):
+        raise CrawlFailed(f"crawl failed: {why}")
     workdir.mkdir(parents=True, exist_ok=True)
     process = CrawlerProcess(settings)
     crawler = process.create_crawler(source)

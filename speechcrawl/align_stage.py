@@ -24,6 +24,7 @@ from manifests.catalog import AlignmentStatus, Catalog
 from manifests.parquet import table_from_rows, write_atomic
 from manifests.paths import remote_path
 from manifests.schema import CLIPS
+from speechcrawl.specs import DEFAULT_MODEL
 
 _worker: dict = {}
 
@@ -92,7 +93,7 @@ def filter_config(info, overrides: dict | None = None) -> FilterConfig:
     return FilterConfig().updated(dict(info.filter_defaults)).updated(overrides or {})
 
 
-def run_align(workdir: Path, model: str = "wav2vec2-base-960h", device: str = "cpu",
+def run_align(workdir: Path, model: str = DEFAULT_MODEL, device: str = "cpu",
               workers: int = 1, filters: dict | None = None, out=None) -> dict:
     """Align every accepted pair not aligned yet with these inputs; return the counts.
     ``filters`` overrides filter settings (see ``align.filters.FilterConfig``)."""

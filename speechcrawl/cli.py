@@ -15,6 +15,7 @@ from pathlib import Path
 from crawler.sample_archive.server import DEFAULT_PORT
 from crawler.settings import ARCHIVE_ORG_BASE_URL
 from manifests.paths import NotAWorkdir, existing_workdir
+from speechcrawl.specs import DEVICES, AlignSpec, AuditSpec, SampleArchiveSpec, given
 
 
 def _sample_archive_build(args: argparse.Namespace) -> int:
@@ -44,15 +45,23 @@ def _sample_archive_serve(args: argparse.Namespace) -> int:
 
 def _crawl(args: argparse.Namespace) -> int:
     from crawler.run import crawl
+    from speechcrawl.specs import CrawlSpec, parse_setting
 
-    overrides = {}
+    try:
+        overrides = json.loads(args.settings) if args.settings else {}
+    except ValueError as exc:
+        raise ValueError(f"--settings takes a JSON object: {exc}") from None
     for pair in args.set or []:
         key, sep, value = pair.partition("=")
         if not sep:
             raise ValueError(f"--set takes KEY=VALUE, got {pair!r}")
-        overrides[key] = value
+        overrides[key] = parse_setting(key, value)
+    spec = CrawlSpec.from_table(given(source=args.source, base_url=args.base_url,
+                                      query=args.query, max_items=args.max_items,
+                                      settings=overrides), where="")
     workdir = Path(args.workdir)
-    stats = crawl(args.source, workdir, args.base_url, args.query, args.max_items, overrides)
+    stats = crawl(spec.source, workdir, spec.base_url, spec.query, spec.max_items,
+                  spec.settings)
     found = stats.get("speechcrawl/items_discovered", 0)
     if not found and not stats.get("speechcrawl/items_accepted"):
         reason = stats.get("finish_reason", "unknown")
@@ -62,15 +71,15 @@ def _crawl(args: argparse.Namespace) -> int:
 
 
 def _release(args: argparse.Namespace) -> int:
-    import os
+    from manifests.release import build_release
+    from speechcrawl.specs import ReleaseSpec
 
-    from manifests.release import ReleaseConfig, build_release
-
-    config = ReleaseConfig.from_toml(Path(args.config)) if args.config else ReleaseConfig()
-    out = build_release(existing_workdir(Path(args.workdir)), args.version,
-                        Path(args.previous) if args.previous else None, config,
-                        out=Path(args.out) if args.out else None,
-                        workers=args.workers or min(os.cpu_count() or 1, 8), force=args.force)
+    spec = ReleaseSpec.from_table(given(version=args.version, previous=args.previous,
+                                        config=args.config, workers=args.workers,
+                                        force=args.force), where="")
+    out = build_release(existing_workdir(Path(args.workdir)), spec.version, spec.previous,
+                        spec.config, out=Path(args.out) if args.out else None,
+                        workers=spec.workers, force=spec.force)
     meta = json.loads((out / "release.json").read_text())
     sizes = ", ".join(f"{name} {c['rows']} clips ({c['hours']:.2f} h)"
                       for name, c in meta["configs"].items() if c["rows"])
@@ -79,8 +88,6 @@ def _release(args: argparse.Namespace) -> int:
 
 
 def _audit(args: argparse.Namespace) -> int:
-    import datetime
-
     from manifests.audit import build_audit
     from manifests.audit_report import write_report
     from manifests.outdir import check_out
@@ -89,10 +96,8 @@ def _audit(args: argparse.Namespace) -> int:
     if args.out:
         check_out(Path(args.out), "audit", workdir)  # before the work, not after it
     audit = build_audit(workdir, Path(args.release) if args.release else None)
-    tag = audit["release"]["version"] if audit["release"] else \
-        datetime.date.fromisoformat(audit["generated_at"][:10]).isoformat()
-    out = write_report(audit, Path(args.out) if args.out else
-                       workdir / "reports" / f"audit-{tag}", workdir)
+    out = write_report(audit, AuditSpec.from_table(given(out=args.out), where="")
+                       .report_dir(workdir, audit), workdir)
     gate = audit["gate"]
     print(f"audit written to {out / 'index.html'} ({len(audit['items'])} items, "
           f"{gate['blockers']} blocking and {gate['warnings']} other findings)")
@@ -105,13 +110,21 @@ def _audit(args: argparse.Namespace) -> int:
 
 
 def _align(args: argparse.Namespace) -> int:
-    from align.filters import read_overrides
-    from speechcrawl.align_stage import run_align
+    import tomllib
 
-    overrides = read_overrides(Path(args.filters)) if args.filters else None
-    totals = run_align(existing_workdir(Path(args.workdir)), args.model, args.device,
-                       args.workers, overrides)
-    print(f"align: {totals['recordings']} recordings ({totals['failed']} failed), clips: "
+    from speechcrawl.align_stage import run_align
+    from speechcrawl.specs import AlignSpec
+
+    filters = tomllib.loads(Path(args.filters).read_text()) if args.filters else {}
+    if set(filters) - {"filters"}:
+        raise ValueError(f"{args.filters}: unknown tables or keys "
+                         f"{sorted(set(filters) - {'filters'})} (expected a [filters] table)")
+    spec = AlignSpec.from_table(given(model=args.model, device=args.device,
+                                      workers=args.workers, filters=filters.get("filters")),
+                                where="")
+    totals = run_align(existing_workdir(Path(args.workdir)), spec.model, spec.device,
+                       spec.workers, spec.filters)
+    print(f"align: {totals['recordings']} recordings aligned, {totals['failed']} failed, clips: "
           f"{totals['clean']} clean, {totals['other']} other, {totals['rejected']} rejected")
     return 0
 
@@ -173,8 +186,10 @@ def build_parser() -> argparse.ArgumentParser:
     sa_sub = sa.add_subparsers(dest="action", required=True, metavar="ACTION")
     b = sa_sub.add_parser("build", help="write a deterministic sample archive")
     b.add_argument("--out", required=True, help="directory to create")
-    b.add_argument("--items", type=int, default=40, help="number of items (default 40)")
-    b.add_argument("--seed", type=int, default=1234, help="random seed (default 1234)")
+    b.add_argument("--items", type=int, default=SampleArchiveSpec.items,
+                   help=f"number of items (default {SampleArchiveSpec.items})")
+    b.add_argument("--seed", type=int, default=SampleArchiveSpec.seed,
+                   help=f"random seed (default {SampleArchiveSpec.seed})")
     b.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
     b.set_defaults(func=_sample_archive_build)
     s = sa_sub.add_parser("serve", help="serve a sample archive with archive.org's API shapes")
@@ -197,15 +212,22 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--max-items", type=int, default=None)
     c.add_argument("--set", action="append", metavar="KEY=VALUE",
                    help="override a crawler setting (crawler/settings.py), e.g. "
-                        "SPEECHCRAWL_CONTACT=me@example.org")
+                        "SPEECHCRAWL_CONTACT=me@example.org (VALUE read as Scrapy's -s reads "
+                        "it: a,b for a list, 1/0 for a boolean)")
+    c.add_argument("--settings", default=None, metavar="JSON",
+                   help="crawler settings as one JSON object (how `speechcrawl run` passes a "
+                        "job's [crawl.settings])")
     c.set_defaults(func=_crawl)
 
     a = sub.add_parser("align", help="cut accepted recordings into verified clips")
     a.add_argument("--workdir", required=True)
-    a.add_argument("--model", default="wav2vec2-base-960h", help="model name or path")
-    a.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
-    a.add_argument("--workers", type=int, default=1,
-                   help="recordings aligned in parallel, each worker loading the model once")
+    a.add_argument("--model", default=None,
+                   help=f"model name or path (default {AlignSpec.model})")
+    a.add_argument("--device", choices=DEVICES, default=None,
+                   help=f"default {AlignSpec.device}")
+    a.add_argument("--workers", type=int, default=None,
+                   help="recordings aligned in parallel, each worker loading the model once "
+                        f"(default {AlignSpec.workers})")
     a.add_argument("--filters", default=None, help="a TOML file with a [filters] table")
     a.set_defaults(func=_align)
 
@@ -221,7 +243,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--workers", type=int, default=None,
                    help="threads reading clips and writing shards (the output does not "
                         "depend on it; default: the cores, at most 8)")
-    r.add_argument("--force", action="store_true",
+    r.add_argument("--force", action="store_true", default=None,
                    help="replace an existing release of that version whose content differs")
     r.set_defaults(func=_release)
 
@@ -264,7 +286,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     d = sub.add_parser("demo", help="offline: sample archive → crawl → align → release → audit")
     d.add_argument("--workdir", default="work/demo")
-    d.add_argument("--items", type=int, default=40, help="sample archive size (default 40)")
+    d.add_argument("--items", type=int, default=SampleArchiveSpec.items,
+                   help=f"sample archive size (default {SampleArchiveSpec.items})")
     d.set_defaults(func=_demo)
     return p
 

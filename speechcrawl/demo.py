@@ -23,7 +23,7 @@ def demo_job(workdir: Path, items: int = 40) -> Job:
                # A demonstration, rebuilt whenever its inputs change (--items, say); a
                # real job keeps a version's content fixed and bumps the version instead.
                release={"version": VERSION, "force": True},
-               export={"formats": ["hf", "nemo", "lhotse"], "tiers": ["clean"]},
+               export={"formats": ["hf", "nemo", "lhotse"], "configs": ["clean"]},
                audit={})
 
 

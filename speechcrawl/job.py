@@ -32,67 +32,44 @@ job is run from. Example files: ``scripts/jobs/``.
 
 ``[sample_archive]`` (``items``, ``seed``, ``port``) builds the offline sample archive in the
 workdir and serves it on 127.0.0.1 for the crawls; that is what ``speechcrawl demo`` runs.
+
+Every table is a typed spec (``speechcrawl.specs``) checked in full when the job loads, and
+what this machine needs for it (model weights, a contact for a real site) before the first
+stage: a mistake never surfaces hours in. SIGTERM stops the job as Ctrl-C does, child
+processes included.
 """
 
 from __future__ import annotations
 
+import json
+import signal
 import subprocess
 import sys
+import threading
 import tomllib
-from contextlib import ExitStack
-from dataclasses import dataclass, field
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 from crawler.settings import ARCHIVE_ORG_BASE_URL
 from manifests.summary import format_summary, summarize
+from speechcrawl.specs import (
+    AlignSpec,
+    AuditSpec,
+    CrawlSpec,
+    ExportSpec,
+    JobSpec,
+    ReleaseSpec,
+    SampleArchiveSpec,
+    SpecError,
+)
 
-_TABLES = {"workdir": None, "sample_archive": {"items", "seed", "port"},
-           "crawl": {"source", "base_url", "query", "max_items", "settings"},
-           "align": {"model", "device", "workers", "filters"},
-           "release": {"version", "previous", "config", "workers", "force"},
-           "export": {"formats", "tiers", "out", "include_asr_captions", "configs", "link"},
-           "audit": {"out"}}
+JobError = SpecError  # a job file that cannot run: said before any stage starts
+CHILD_PID = "crawl.pid"  # in the workdir while a crawl child runs: its process id
+STOP_GRACE_S = 3.0  # a child stopping gracefully gets this long, twice, before it is killed
 
 
-class JobError(ValueError):
-    """A job file that cannot run: said before any stage starts."""
-
-
-@dataclass
-class Job:
-    workdir: Path
-    sample_archive: dict | None = None
-    crawl: list[dict] = field(default_factory=list)
-    align: dict | None = None
-    release: dict | None = None
-    export: dict | None = None
-    audit: dict | None = None
-
-    @classmethod
-    def from_dict(cls, data: dict, where: str = "job") -> Job:
-        unknown = set(data) - set(_TABLES)
-        if unknown:
-            raise JobError(f"{where}: unknown tables {sorted(unknown)} "
-                           f"(known: {', '.join(_TABLES)})")
-        if "workdir" not in data:
-            raise JobError(f"{where}: no workdir")
-        crawls = data.get("crawl", [])
-        crawls = [crawls] if isinstance(crawls, dict) else crawls
-        tables = {name: data.get(name) for name in _TABLES if name not in ("workdir", "crawl")}
-        for name, table in [*(("crawl", c) for c in crawls), *tables.items()]:
-            if table is None:
-                continue
-            if not isinstance(table, dict):
-                raise JobError(f"{where}: [{name}] must be a table")
-            if bad := set(table) - _TABLES[name]:
-                raise JobError(f"{where}: [{name}] has unknown keys {sorted(bad)} "
-                               f"(known: {', '.join(sorted(_TABLES[name]))})")
-        for c in crawls:
-            if "source" not in c:
-                raise JobError(f"{where}: every [[crawl]] needs a source")
-        if tables["release"] is not None and "version" not in tables["release"]:
-            raise JobError(f"{where}: [release] needs a version")
-        return cls(Path(data["workdir"]), crawl=crawls, **tables)
+class Job(JobSpec):
+    """A job file's specs, loaded and checked."""
 
     @classmethod
     def load(cls, path: Path) -> Job:
@@ -103,120 +80,172 @@ class Job:
         return cls.from_dict(data, str(path))
 
 
-def run_job(job: Job, out=sys.stdout) -> int:
+class StageFailed(RuntimeError):
+    """A stage's child process failed; the message is its one-line reason."""
+
+
+def run_job(job: JobSpec, out=sys.stdout) -> int:
     """Run every stage the job names; print the summary; 1 if the license gate failed."""
+    if problems := job.environment_problems():
+        raise JobError("; ".join(problems))
     workdir = job.workdir
-    workdir.mkdir(parents=True, exist_ok=True)
-    with ExitStack() as stack:
-        served = None
-        if job.sample_archive is not None:
-            served = _sample_archive(job.sample_archive, workdir, stack, out)
-        for c in job.crawl:
-            _crawl(c, workdir, served, out)
-    if job.align is not None:
-        _align(job.align, workdir, out)
-    release_dir = None
-    if job.release is not None:
-        release_dir = _release(job.release, workdir, out)
-    if job.export is not None:
-        _export(job.export, workdir, release_dir, out)
-    gate_passed = True
-    if job.audit is not None:
-        gate_passed = _audit(job.audit, workdir, release_dir, out)
+    with _sigterm_interrupts():
+        workdir.mkdir(parents=True, exist_ok=True)
+        with ExitStack() as stack:
+            served = None
+            if job.sample_archive is not None:
+                served = _sample_archive(job.sample_archive, workdir, stack, out)
+            for c in job.crawl:
+                _crawl(c, workdir, served, out)
+        if job.align is not None:
+            _align(job.align, workdir, out)
+        release_dir = None
+        if job.release is not None:
+            release_dir = _release(job.release, workdir, out)
+        if job.export is not None:
+            _export(job.export, workdir, release_dir, out)
+        gate_passed = True
+        if job.audit is not None:
+            gate_passed = _audit(job.audit, workdir, release_dir, out)
     print("\n" + format_summary(summarize(workdir)), file=out, flush=True)
     return 0 if gate_passed else 1
 
 
-def _sample_archive(spec: dict, workdir: Path, stack: ExitStack, out) -> str:
+@contextmanager
+def _sigterm_interrupts():
+    """SIGTERM raises KeyboardInterrupt, as Ctrl-C does: the same cleanup runs (the crawl
+    child is stopped, the sample archive server closed) instead of the process vanishing and
+    leaving its child crawling."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt(f"stopped by signal {signum}")
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _sample_archive(spec: SampleArchiveSpec, workdir: Path, stack: ExitStack, out) -> str:
     """Build and serve the sample archive, on the same port each run when it is free: the
     item URLs (and so the attributions, which key the alignments) then stay the same, and a
     second run aligns nothing again."""
     from crawler.sample_archive.build import build
-    from crawler.sample_archive.server import DEFAULT_PORT, serving
+    from crawler.sample_archive.server import serving
 
-    archive = build(workdir / "sample-archive",
-                    **{k: spec[k] for k in ("items", "seed") if k in spec})
-    port = spec.get("port", DEFAULT_PORT)
+    archive = build(workdir / "sample-archive", items=spec.items, seed=spec.seed)
     try:
-        url = stack.enter_context(serving(archive, port=port))
+        url = stack.enter_context(serving(archive, port=spec.port))
     except OSError as exc:
         url = stack.enter_context(serving(archive))
-        print(f"port {port} is not free ({exc.strerror}): the item URLs differ from an earlier "
-              "run's, so their attributions change and their recordings are aligned again",
-              file=out)
+        print(f"port {spec.port} is not free ({exc.strerror}): the item URLs differ from an "
+              "earlier run's, so their attributions change and their recordings are aligned "
+              "again", file=out)
     print(f"sample archive: {archive}, served at {url}", file=out, flush=True)
     return url
 
 
-def _crawl(spec: dict, workdir: Path, served: str | None, out) -> None:
-    """In a child process: Scrapy's reactor runs once per process, and a job may crawl
-    several sources."""
-    base_url = spec.get("base_url") or served or ARCHIVE_ORG_BASE_URL
-    cmd = [sys.executable, "-m", "speechcrawl.cli", "crawl", spec["source"],
+def crawl_command(spec: CrawlSpec, workdir: Path, base_url: str) -> list[str]:
+    """The child's command line: the settings travel as JSON, so lists and tables survive."""
+    cmd = [sys.executable, "-m", "speechcrawl.cli", "crawl", spec.source,
            "--workdir", str(workdir), "--base-url", base_url]
-    if spec.get("query"):
-        cmd += ["--query", spec["query"]]
-    if spec.get("max_items") is not None:
-        cmd += ["--max-items", str(spec["max_items"])]
-    for key, value in (spec.get("settings") or {}).items():
-        cmd += ["--set", f"{key}={value}"]
-    print(f"crawl {spec['source']} at {base_url} (log: {workdir / 'crawl.log'})", file=out,
+    if spec.query:
+        cmd += ["--query", spec.query]
+    if spec.max_items is not None:
+        cmd += ["--max-items", str(spec.max_items)]
+    if spec.settings:
+        cmd += ["--settings", json.dumps(spec.settings)]
+    return cmd
+
+
+def _crawl(spec: CrawlSpec, workdir: Path, served: str | None, out) -> None:
+    """In a child process: Scrapy's reactor runs once per process, and a job may crawl
+    several sources. Its progress goes to the terminal as it comes; its one-line reason on
+    failure becomes this job's one line."""
+    base_url = spec.base_url or served or ARCHIVE_ORG_BASE_URL
+    print(f"crawl {spec.source} at {base_url} (log: {workdir / 'crawl.log'})", file=out,
           flush=True)
-    # The child's progress and its one-line reason on failure go straight to the terminal.
-    result = subprocess.run(cmd, stdin=subprocess.DEVNULL)
-    if result.returncode:
-        raise RuntimeError(f"crawl of {spec['source']} failed (exit {result.returncode}); the "
-                           f"reason is printed above and in {workdir / 'crawl.log'}")
+    prefix = "speechcrawl crawl: "
+    reason = None
+    pid_file = workdir / CHILD_PID
+    child = subprocess.Popen(crawl_command(spec, workdir, base_url), stdin=subprocess.DEVNULL,
+                             stderr=subprocess.PIPE, text=True, errors="replace")
+    try:
+        pid_file.write_text(f"{child.pid}\n")
+        for line in child.stderr:
+            if reason is not None:
+                sys.stderr.write(prefix + reason)
+            reason = line[len(prefix):] if line.startswith(prefix) else None
+            if reason is None:
+                sys.stderr.write(line)
+                sys.stderr.flush()
+        code = child.wait()
+    except BaseException:  # Ctrl-C, SIGTERM, or a failure here: the child goes too
+        stop_child(child)
+        raise
+    finally:
+        pid_file.unlink(missing_ok=True)
+    if code:
+        raise StageFailed(reason.strip() if reason else
+                          f"crawl of {spec.source} failed (exit {code}); see "
+                          f"{workdir / 'crawl.log'}")
+    if reason is not None:
+        sys.stderr.write(prefix + reason)
 
 
-def _align(spec: dict, workdir: Path, out) -> None:
+def stop_child(child: subprocess.Popen) -> None:
+    """SIGTERM (Scrapy stops gracefully), again (Scrapy stops at once), then SIGKILL."""
+    for stop in (child.terminate, child.terminate, child.kill):
+        if child.poll() is not None:
+            return
+        try:
+            stop()
+            child.wait(STOP_GRACE_S)
+        except subprocess.TimeoutExpired:
+            continue
+        except ProcessLookupError:
+            return
+    child.wait()
+
+
+def _align(spec: AlignSpec, workdir: Path, out) -> None:
     from speechcrawl.align_stage import run_align
 
-    totals = run_align(workdir, spec.get("model", "wav2vec2-base-960h"),
-                       spec.get("device", "cpu"), spec.get("workers", 1),
-                       spec.get("filters"), out=out)
-    print(f"align: {totals['recordings']} recordings this run ({totals['failed']} failed)",
-          file=out, flush=True)
+    run_align(workdir, spec.model, spec.device, spec.workers, spec.filters, out=out)  # reports
 
 
-def _release(spec: dict, workdir: Path, out) -> Path:
+def _release(spec: ReleaseSpec, workdir: Path, out) -> Path:
     from manifests.release import build_release
 
-    config = spec.get("config")
-    path = build_release(workdir, str(spec["version"]),
-                         previous=Path(spec["previous"]) if spec.get("previous") else None,
-                         config=Path(config) if isinstance(config, str) else config,
-                         workers=spec.get("workers", 1), force=spec.get("force", False))
+    path = build_release(workdir, spec.version, previous=spec.previous, config=spec.config,
+                         workers=spec.workers, force=spec.force)
     print(f"release: {path}", file=out, flush=True)
     return path
 
 
-def _export(spec: dict, workdir: Path, release_dir: Path | None, out) -> None:
-    """Export the release this job built (its configs, default ``clean``), else the
-    workdir's clips for a quick look (said so in each export.json)."""
+def _export(spec: ExportSpec, workdir: Path, release_dir: Path | None, out) -> None:
     from manifests.exports import export
 
-    root = Path(spec.get("out", workdir / "exports"))
-    if release_dir is not None:
-        source = {"release": release_dir, "configs": list(spec.get("configs") or ["clean"])}
-    else:
-        source = {"workdir": workdir, "tiers": list(spec.get("tiers", ["clean"])),
-                  "include_asr_captions": spec.get("include_asr_captions", False),
-                  "link": spec.get("link", False)}
-    for fmt in spec.get("formats", ["hf", "nemo", "lhotse"]):
+    root = spec.out or workdir / "exports"
+    source = {"release": release_dir, "configs": list(spec.configs)} if release_dir else \
+        {"workdir": workdir, "tiers": list(spec.tiers or ("clean",)),
+         "include_asr_captions": spec.include_asr_captions}
+    for fmt in spec.formats:
         summary = export(fmt, root / fmt, **source)
-        what = f"release {release_dir.name}" if release_dir else "workdir (not a release)"
-        print(f"export {fmt} of {what}: {summary.out} ({summary.clips} clips, "
-              f"{summary.hours:.2f} h)", file=out, flush=True)
+        print(f"export {fmt}: {summary.out} ({summary.clips} clips, {summary.hours:.2f} h)",
+              file=out, flush=True)
 
 
-def _audit(spec: dict, workdir: Path, release_dir: Path | None, out) -> bool:
+def _audit(spec: AuditSpec, workdir: Path, release_dir: Path | None, out) -> bool:
     from manifests.audit import build_audit
     from manifests.audit_report import write_report
 
     audit = build_audit(workdir, release_dir)
-    tag = release_dir.name if release_dir else "latest"
-    report = write_report(audit, Path(spec.get("out", workdir / "reports" / f"audit-{tag}")))
+    report = write_report(audit, spec.report_dir(workdir, audit))
     gate = audit["gate"]
     print(f"audit: {report / 'index.html'} ({gate['blockers']} blocking, {gate['warnings']} "
           f"other findings; license gate {'passed' if gate['passed'] else 'FAILED'})",

@@ -98,10 +98,12 @@ def test_demo_runs_the_whole_pipeline_on_the_sample_archive(tmp_path):
                  "reports/audit-demo/index.html"]:
         assert str(workdir / path) in out and (workdir / path).exists()
     assert (workdir / "releases" / "demo" / "SHA256SUMS").is_file()
-    assert (workdir / "exports" / "nemo" / "manifest.json").is_file()
-    assert (workdir / "exports" / "lhotse" / "cuts.jsonl.gz").is_file()
-    clean = {r["clip_id"]: r["duration_s"] for p in (workdir / "manifests" / "clips").glob("*")
-             for r in pq.read_table(p).to_pylist() if r["tier"] == "clean"}
+    # the job's exports are of its release: the clean config, split by split
+    assert list((workdir / "exports" / "nemo").glob("train_manifest.json"))
+    assert list((workdir / "exports" / "lhotse").glob("cuts_train.jsonl.gz"))
+    clean = {r["id"]: r["duration_ms"] / 1000
+             for p in (workdir / "releases" / "demo" / "data" / "clean").glob("*.parquet")
+             for r in pq.read_table(p, columns=["id", "duration_ms"]).to_pylist()}
     hf = datasets.load_dataset("parquet", split="train", data_files=str(
         workdir / "exports" / "hf" / "data" / "*.parquet"))
     assert sorted(hf["id"]) == sorted(clean)
