@@ -26,7 +26,7 @@ job is run from. Example files: ``scripts/jobs/``.
     [export]                  # of the release this job builds; without [release], of
     formats = ["hf", "nemo", "lhotse"]   # the workdir (a quick look, not a release)
     configs = ["clean"]       # release configs, each in its own directory when several
-    tiers = ["clean"]         # workdir only
+    # tiers = ["clean"]       # without [release] only: the workdir's tiers
 
     [audit]
 
@@ -228,16 +228,21 @@ def _release(spec: ReleaseSpec, workdir: Path, out) -> Path:
 
 
 def _export(spec: ExportSpec, workdir: Path, release_dir: Path | None, out) -> None:
+    """Export the release this job built (its configs, default ``clean``), else the
+    workdir's clips for a quick look (said so in each export.json)."""
     from manifests.exports import export
 
     root = spec.out or workdir / "exports"
-    source = {"release": release_dir, "configs": list(spec.configs)} if release_dir else \
-        {"workdir": workdir, "tiers": list(spec.tiers or ("clean",)),
-         "include_asr_captions": spec.include_asr_captions}
+    if release_dir is not None:
+        source = {"release": release_dir, "configs": list(spec.configs or ("clean",))}
+    else:
+        source = {"workdir": workdir, "tiers": list(spec.tiers or ("clean",)),
+                  "include_asr_captions": spec.include_asr_captions, "link": spec.link}
     for fmt in spec.formats:
         summary = export(fmt, root / fmt, **source)
-        print(f"export {fmt}: {summary.out} ({summary.clips} clips, {summary.hours:.2f} h)",
-              file=out, flush=True)
+        what = f"release {release_dir.name}" if release_dir else "workdir (not a release)"
+        print(f"export {fmt} of {what}: {summary.out} ({summary.clips} clips, "
+              f"{summary.hours:.2f} h)", file=out, flush=True)
 
 
 def _audit(spec: AuditSpec, workdir: Path, release_dir: Path | None, out) -> bool:

@@ -433,12 +433,13 @@ class ExportSpec:
     in a job without a release, the workdir's clips of ``tiers`` for a quick look."""
 
     formats: tuple[str, ...] = ("hf", "nemo", "lhotse")
-    configs: tuple[str, ...] = ("clean",)  # release configs (manifests.release.config)
+    configs: tuple[str, ...] | None = None  # release configs (default: clean)
     tiers: tuple[str, ...] | None = None  # a workdir export's tiers (default: clean)
     out: Path | None = None  # default: WORKDIR/exports/FORMAT
     include_asr_captions: bool = False  # a workdir export only
+    link: bool = False  # a workdir export only: hard-link the clip files instead of copying
 
-    KEYS = ("formats", "configs", "tiers", "out", "include_asr_captions")
+    KEYS = ("formats", "configs", "tiers", "out", "include_asr_captions", "link")
 
     @classmethod
     def parse(cls, c: Check) -> ExportSpec:
@@ -449,6 +450,8 @@ class ExportSpec:
         c.keys(cls.KEYS)
         configs = c.get("configs", None)
         if isinstance(configs, list):
+            if not configs:
+                c.fail("configs", "[] is empty: name at least one release config")
             for name in configs:
                 if not isinstance(name, str) or not NAME.match(name):
                     c.fail("configs", f"{show(name)} is not a release config name "
@@ -459,9 +462,10 @@ class ExportSpec:
         tiers = c.strings("tiers", None, (*TIERS, "all"))
         out = c.string("out")
         return cls(formats=c.strings("formats", cls.formats, tuple(FORMATS)),
-                   configs=tuple(dict.fromkeys(configs)) if configs else cls.configs,
+                   configs=tuple(dict.fromkeys(configs)) if configs else None,
                    tiers=tiers, out=Path(out) if out else None,
-                   include_asr_captions=c.boolean("include_asr_captions", False))
+                   include_asr_captions=c.boolean("include_asr_captions", False),
+                   link=c.boolean("link", False))
 
     @classmethod
     def from_table(cls, table: dict, where: str = "[export]") -> ExportSpec:
@@ -475,16 +479,17 @@ class ExportSpec:
         if release is None:
             return ([f"[export] configs: {show(list(self.configs))} needs a [release] in the "
                      "job (without one, the export is of the workdir's tiers)"]
-                    if self.configs != ExportSpec.configs else [])
+                    if self.configs is not None else [])
         problems = [f"[export] {key}: is for an export of a workdir; this job exports its "
                     "release: choose its configs instead"
                     for key, value in (("tiers", self.tiers),
-                                       ("include_asr_captions", self.include_asr_captions))
+                                       ("include_asr_captions", self.include_asr_captions),
+                                       ("link", self.link))
                     if value]
         known = list((release.config or ReleaseConfig()).subsets)
         problems += [f"[export] configs: {show(name)} is not one of the release's configs "
                      f"({', '.join(known)}){nearest(name, known)}"
-                     for name in self.configs if name not in known]
+                     for name in self.configs or () if name not in known]
         return problems
 
 
