@@ -42,12 +42,13 @@ processes included.
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
 import threading
 import tomllib
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack, contextmanager, suppress
 from pathlib import Path
 
 from crawler.settings import ARCHIVE_ORG_BASE_URL
@@ -113,21 +114,48 @@ def run_job(job: JobSpec, out=sys.stdout) -> int:
 
 @contextmanager
 def _sigterm_interrupts():
-    """SIGTERM raises KeyboardInterrupt, as Ctrl-C does: the same cleanup runs (the crawl
+    """SIGTERM raises KeyboardInterrupt, as Ctrl-C does, so the same cleanup runs (the crawl
     child is stopped, the sample archive server closed) instead of the process vanishing and
-    leaving its child crawling."""
+    leaving its child crawling. Either signal also stops this process's other children at
+    once (align's worker pool), which would otherwise finish their recordings first: a
+    signal sent to ``run`` alone (``kill``, a scheduler) reaches no child by itself."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
 
     def interrupt(signum, frame):
+        _stop_other_children()
         raise KeyboardInterrupt(f"stopped by signal {signum}")
 
-    previous = signal.signal(signal.SIGTERM, interrupt)
+    previous = {sig: signal.signal(sig, interrupt) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+_managed: set[int] = set()  # children stopped by their own code (the crawl child: gracefully)
+
+
+def child_pids(parent: int) -> list[int]:
+    """The processes whose parent is ``parent`` (from /proc; none where there is no /proc)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue  # gone meanwhile
+        if int(fields[1]) == parent:
+            found.append(int(stat.parent.name))
+    return found
+
+
+def _stop_other_children() -> None:
+    for pid in child_pids(os.getpid()):
+        if pid not in _managed:
+            with suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
 
 
 def _sample_archive(spec: SampleArchiveSpec, workdir: Path, stack: ExitStack, out) -> str:
@@ -174,6 +202,7 @@ def _crawl(spec: CrawlSpec, workdir: Path, served: str | None, out) -> None:
     pid_file = workdir / CHILD_PID
     child = subprocess.Popen(crawl_command(spec, workdir, base_url), stdin=subprocess.DEVNULL,
                              stderr=subprocess.PIPE, text=True, errors="replace")
+    _managed.add(child.pid)
     try:
         pid_file.write_text(f"{child.pid}\n")
         for line in child.stderr:
@@ -189,6 +218,7 @@ def _crawl(spec: CrawlSpec, workdir: Path, served: str | None, out) -> None:
         raise
     finally:
         pid_file.unlink(missing_ok=True)
+        _managed.discard(child.pid)
     if code:
         raise StageFailed(reason.strip() if reason else
                           f"crawl of {spec.source} failed (exit {code}); see "

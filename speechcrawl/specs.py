@@ -20,6 +20,9 @@ import os
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
+from crawler.sample_archive.build import DEFAULT_ITEMS, DEFAULT_SEED
+from crawler.sample_archive.server import DEFAULT_PORT
+
 DEFAULT_MODEL = "wav2vec2-base-960h"  # the one to use for real corpora (MIT weights)
 DEVICES = ("cpu", "cuda")
 MAX_WORKERS = 1024
@@ -111,18 +114,6 @@ class Check:
             return default
         return check_integer(self, key, value, low, high, default)
 
-    def number(self, key: str, default, low: float | None = None):
-        value = self.get(key, _MISSING)
-        if value is _MISSING:
-            return default
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            self.fail(key, f"{show(value)} is {kind(value)}, not a number{_hint(value)}")
-            return default
-        if low is not None and value < low:
-            self.fail(key, f"{show(value)} is out of range (at least {low})")
-            return default
-        return value
-
     def boolean(self, key: str, default: bool) -> bool:
         value = self.get(key, _MISSING)
         if value is _MISSING:
@@ -209,9 +200,9 @@ def given(**values) -> dict:
 class SampleArchiveSpec:
     """Build the offline sample archive in the workdir and serve it on 127.0.0.1."""
 
-    items: int = 40
-    seed: int = 1234
-    port: int = 8765  # the same each run: item URLs (and so attributions) stay the same
+    items: int = DEFAULT_ITEMS
+    seed: int = DEFAULT_SEED
+    port: int = DEFAULT_PORT  # the same each run: item URLs (and attributions) stay the same
 
     KEYS = ("items", "seed", "port")
 

@@ -187,7 +187,8 @@ def test_each_manifest_records_the_filter_settings_that_made_it(aligned, tmp_pat
     bad = subprocess.run(ALIGN + ["--workdir", str(workdir), "--filters",
                                   str(tmp_path / "bad.toml")], capture_output=True, text=True,
                          timeout=300)
-    assert bad.returncode == 2 and "unknown filter settings: ['clean_max_cre']" in bad.stderr
+    assert bad.returncode == 2 and ("filters clean_max_cre: unknown filter setting (did you "
+                                    "mean clean_max_cer?)") in bad.stderr
 
 
 # -- hostile input: stated lengths, text budgets, permanent failures against retries ---------

@@ -439,3 +439,40 @@ def test_a_job_runs_its_stages_and_a_second_run_does_no_work(tmp_path):
     assert "align: nothing to do" in second.stdout + second.stderr
     assert "0 downloaded" in second.stderr  # the crawl's progress line: nothing fetched again
     assert summarize(workdir) == summary
+
+
+@pytest.mark.slow
+def test_sigterm_during_align_stops_its_worker_pool_at_once(tmp_path):
+    """align's workers are children of `run` too: they stop with it, not after finishing their
+    recordings, and no recording is charged a failure for being interrupted."""
+    from manifests.catalog import AlignmentStatus, Catalog
+    from speechcrawl.job import child_pids
+
+    job = tmp_path / "job.toml"
+    job.write_text(f'workdir = "work"\n[sample_archive]\nitems = 6\nport = {free_port()}\n'
+                   '[[crawl]]\nsource = "archive_org"\n[align]\nmodel = "demo"\nworkers = 2\n')
+    proc = subprocess.Popen(SPEECHCRAWL + ["run", str(job)], cwd=tmp_path, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    try:
+        deadline, workers = time.monotonic() + 600, []
+        while not workers and proc.poll() is None and time.monotonic() < deadline:
+            workers = [pid for pid in child_pids(proc.pid)
+                       if b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes()]
+            time.sleep(0.05)
+        assert workers, "align's worker pool never started"
+        time.sleep(1)  # the workers load the model and start aligning
+        children = child_pids(proc.pid)
+        proc.send_signal(signal.SIGTERM)
+        stopped = time.monotonic()
+        out, _ = proc.communicate(timeout=60)
+        while any(alive(pid) for pid in children) and time.monotonic() - stopped < 10:
+            time.sleep(0.05)
+        took = time.monotonic() - stopped
+        assert not any(alive(pid) for pid in children), "a child outlived `speechcrawl run`"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert took < 3 and proc.returncode == 130
+    assert "release:" not in out  # no stage after align ran
+    with Catalog.reader(tmp_path / "work" / "catalog.sqlite") as catalog:
+        assert all(a.status == AlignmentStatus.DONE for a in catalog.alignments())
