@@ -209,18 +209,22 @@ def align_tokens(emissions: Emissions, tokens: list[int], first: int, last: int,
     return word_list, t(first + spans[0].start), t(first + spans[-1].end)
 
 
-def _windows(placed: list[tuple], fps: float, frames: int, slack: int = 5) -> list[tuple]:
+def _windows(placed: list[tuple], fps: float, frames: int,
+             slack: int = 5) -> tuple[list[tuple], list[int]]:
     """Each utterance's forced-alignment window in frames, ``slack`` frames past its placement
-    where the gap to a neighbour allows, and never past the middle of that gap: neighbours'
-    windows do not overlap, so neither can their words (a word shared by two clips was one
-    aligned twice, once in each neighbour's overlapping window)."""
+    where the gap to a neighbour allows, and never past the middle of that gap; and those
+    middles (one per pair of neighbours). Neighbours' windows do not overlap, so neither can
+    their words (a word shared by two clips was one aligned twice, once in each neighbour's
+    overlapping window); the middles bound how far the speech edges may move into the gap."""
     lo = [max(0, int(start * fps) - slack) for start, _, _ in placed]
     hi = [min(frames, int(np.ceil(end * fps)) + slack) for _, end, _ in placed]
+    mids = []
     for i in range(len(placed) - 1):
         pe, ns = int(np.ceil(placed[i][1] * fps)), int(placed[i + 1][0] * fps)
         mid = max(0, min(frames, (pe + ns) // 2))
         hi[i], lo[i + 1] = min(hi[i], mid), max(lo[i + 1], mid)
-    return list(zip(lo, hi, strict=True))
+        mids.append(mid)
+    return list(zip(lo, hi, strict=True)), mids
 
 
 def segment(emissions: Emissions, texts: list[str], samples: np.ndarray) -> list[Segment]:
@@ -235,14 +239,15 @@ def segment(emissions: Emissions, texts: list[str], samples: np.ndarray) -> list
     energy = _energy_db(samples)
     duration = len(samples) / 16000
     fps = 1 / emissions.frame_s
-    windows = _windows(placed, fps, len(emissions.log_probs))
+    windows, mids = _windows(placed, fps, len(emissions.log_probs))
     out = []
     for i, ((start, end, score), text, tokens) in enumerate(zip(placed, texts, token_lists,
                                                                 strict=True)):
         first, last = windows[i]
-        # The window's edges in seconds: where this segment's speech may begin and end.
-        lo_s = emissions.time(first) if i else 0.0
-        hi_s = min(duration, emissions.time(last)) if i + 1 < len(placed) else duration
+        # Where this segment's speech may begin and end: the middles of the gaps to its
+        # neighbours (its words lie inside them, in its forced-alignment window).
+        lo_s = emissions.time(mids[i - 1]) if i else 0.0
+        hi_s = min(duration, emissions.time(mids[i])) if i + 1 < len(placed) else duration
         aligned = align_tokens(emissions, tokens, first, last, vocab.text_case(text).split())
         if aligned is None:
             out.append(Segment(i, text, score, max(start, lo_s), max(min(end, hi_s), lo_s), [],
