@@ -19,9 +19,13 @@ import json
 import os
 from dataclasses import dataclass, field, fields
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from crawler.sample_archive.build import DEFAULT_ITEMS, DEFAULT_SEED
 from crawler.sample_archive.server import DEFAULT_PORT
+
+if TYPE_CHECKING:
+    from manifests.release.config import ReleaseConfig
 
 DEFAULT_MODEL = "wav2vec2-base-960h"  # the one to use for real corpora (MIT weights)
 DEVICES = ("cpu", "cuda")
@@ -385,7 +389,7 @@ class ReleaseSpec:
 
     version: str
     previous: Path | None = None  # the previous release: its splits stay frozen
-    config: object = None  # a manifests.release.config.ReleaseConfig (None: its defaults)
+    config: ReleaseConfig | None = None  # None: ReleaseConfig's defaults
     workers: int = field(default_factory=default_release_workers)
     force: bool = False  # replace an existing release of that version whose content differs
 
