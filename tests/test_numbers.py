@@ -185,8 +185,8 @@ def test_the_release_export_and_audit_lines_agree_with_the_shards(demo, truth):
                for ln in demo["lines"]]
     assert {m[1]: int(m[2]) for m in printed if m} == truth["shards"]
     clean = [r for r in truth["rows"] if r["config"] == "clean"]
-    exports = [re.search(r"^export (\w+): (\S+) \((\d+) clips, ([\d.]+) h\)", ln)
-               for ln in demo["lines"]]
+    exports = [re.search(r"^export (\w+) of release demo: (\S+) \((\d+) clips, ([\d.]+) h\)",
+                         ln) for ln in demo["lines"]]
     exports = [m for m in exports if m]
     assert {m[1] for m in exports} == {"hf", "nemo", "lhotse"}
     for m in exports:
