@@ -215,7 +215,7 @@ def _windows(placed: list[tuple], fps: float, frames: int,
     where the gap to a neighbour allows, and never past the middle of that gap; and those
     middles (one per pair of neighbours). Neighbours' windows do not overlap, so neither can
     their words (a word shared by two clips was one aligned twice, once in each neighbour's
-    overlapping window); the middles bound how far the speech edges may move into the gap."""
+    overlapping window)."""
     lo = [max(0, int(start * fps) - slack) for start, _, _ in placed]
     hi = [min(frames, int(np.ceil(end * fps)) + slack) for _, end, _ in placed]
     mids = []
@@ -240,28 +240,31 @@ def segment(emissions: Emissions, texts: list[str], samples: np.ndarray) -> list
     duration = len(samples) / 16000
     fps = 1 / emissions.frame_s
     windows, mids = _windows(placed, fps, len(emissions.log_probs))
+    aligned = [align_tokens(emissions, tokens, *windows[i], vocab.text_case(text).split())
+               for i, (text, tokens) in enumerate(zip(texts, token_lists, strict=True))]
+    # How far each pair of neighbours' speech edges may move towards each other: to the middle
+    # of the stretch between their tokens (ctc-segmentation's placements touch, so the middle
+    # of *their* gap can sit on a word's quiet tail), or of their placements' gap where one
+    # has no tokens. Each lies between the two windows, so no word is on the wrong side.
+    cuts = [(aligned[i][2] + aligned[i + 1][1]) / 2 if aligned[i] and aligned[i + 1]
+            else emissions.time(mids[i]) for i in range(len(placed) - 1)]
     out = []
-    for i, ((start, end, score), text, tokens) in enumerate(zip(placed, texts, token_lists,
-                                                                strict=True)):
-        first, last = windows[i]
-        # Where this segment's speech may begin and end: the middles of the gaps to its
-        # neighbours (its words lie inside them, in its forced-alignment window).
-        lo_s = emissions.time(mids[i - 1]) if i else 0.0
-        hi_s = min(duration, emissions.time(mids[i])) if i + 1 < len(placed) else duration
-        aligned = align_tokens(emissions, tokens, first, last, vocab.text_case(text).split())
-        if aligned is None:
-            out.append(Segment(i, text, score, max(start, lo_s), max(min(end, hi_s), lo_s), [],
-                               aligned=False))
+    for i, (start, end, score) in enumerate(placed):
+        lo_s = cuts[i - 1] if i else 0.0
+        hi_s = min(duration, cuts[i]) if i + 1 < len(placed) else duration
+        if aligned[i] is None:
+            out.append(Segment(i, texts[i], score, max(start, lo_s),
+                               max(min(end, hi_s), lo_s), [], aligned=False))
             continue
-        words, t0, t1 = aligned
+        words, t0, t1 = aligned[i]
         t0, t1 = max(t0, lo_s), min(t1, hi_s)
         s, e = _refine_edges(energy, t0, t1, max(lo_s, t0 - 1.0), min(hi_s, t1 + 1.0))
         # The energy search works on 10 ms frames and may end a frame past its bound, or stop
-        # short of a word's last frame: the window bounds it, the words widen it.
+        # short of a word's last frame: the bounds limit it, the words widen it.
         s, e = max(s, lo_s), min(e, hi_s)
         if words:
             s, e = min(s, words[0].start_s), max(e, words[-1].end_s)
-        out.append(Segment(i, text, score, s, e, words))
+        out.append(Segment(i, texts[i], score, s, e, words))
     return out
 
 
