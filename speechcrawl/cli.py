@@ -14,6 +14,7 @@ from pathlib import Path
 
 from crawler.sample_archive.server import DEFAULT_PORT
 from crawler.settings import ARCHIVE_ORG_BASE_URL
+from manifests.exports import FORMATS
 from manifests.paths import NotAWorkdir, existing_workdir
 from speechcrawl.specs import DEVICES, AlignSpec, AuditSpec, SampleArchiveSpec, given
 
@@ -256,7 +257,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     e = sub.add_parser("export", help="export a release (or a workdir's clips) for another "
                        "toolkit")
-    e.add_argument("format", choices=["hf", "nemo", "lhotse"])
+    e.add_argument("format", choices=list(FORMATS))
     e.add_argument("--release", default=None,
                    help="the release directory to export (exactly its config's rows and splits)")
     e.add_argument("--config", action="append", default=None,
