@@ -681,6 +681,15 @@ class Catalog:
         return [dict(r) for r in self._query(
             "SELECT * FROM files ORDER BY source, item_id, name")]
 
+    def last_job(self) -> dict | None:
+        """The latest crawl job, its stats parsed (what a crawl's report and benchmarks read)."""
+        rows = self._query("SELECT * FROM jobs ORDER BY job_id DESC LIMIT 1")
+        if not rows:
+            return None
+        job = dict(rows[0])
+        job["stats"] = json.loads(job["stats"]) if job.get("stats") else {}
+        return job
+
     def paired_audio(self) -> set[tuple[str, str, str]]:
         """(source, item_id, audio) of every pair that may be aligned."""
         return {(r["source"], r["item_id"], r["audio"]) for r in self._query(

@@ -19,7 +19,6 @@ import hashlib
 import json
 import os
 import shutil
-import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -29,6 +28,7 @@ from urllib.parse import quote
 
 from crawler.sample_archive.build import build
 from crawler.sample_archive.server import serving
+from manifests.catalog import Catalog, FileStatus
 
 CRAWL = [sys.executable, "-m", "speechcrawl.cli", "crawl", "archive_org", "--query",
          "identifier:*", "--set", "SPEECHCRAWL_PROGRESS_INTERVAL=0"]
@@ -54,9 +54,8 @@ def write_item(root: Path, identifier: str, files: dict[str, Path | bytes], lice
 
 
 def crawl_stats(workdir: Path) -> dict:
-    conn = sqlite3.connect(workdir / "catalog.sqlite")
-    (stats,) = conn.execute("SELECT stats FROM jobs ORDER BY job_id DESC LIMIT 1").fetchone()
-    return json.loads(stats)
+    with Catalog.reader(workdir / "catalog.sqlite") as catalog:
+        return catalog.last_job()["stats"]
 
 
 def run_crawl(workdir: Path, url: str) -> tuple[float, float]:
@@ -73,8 +72,9 @@ def run_crawl(workdir: Path, url: str) -> tuple[float, float]:
 
 def compare_with_curl(label: str, workdir: Path, url: str, tmp: Path) -> None:
     stats = crawl_stats(workdir)
-    rows = sqlite3.connect(workdir / "catalog.sqlite").execute(
-        "SELECT item_id, name FROM files WHERE status = 'downloaded'").fetchall()
+    with Catalog.reader(workdir / "catalog.sqlite") as catalog:
+        rows = [(f["item_id"], f["name"]) for f in catalog.file_records()
+                if f["status"] == FileStatus.DOWNLOADED]
     nbytes = stats["bytes_downloaded"]
     crawl_s = stats["download_last_end"] - stats["download_first_start"]
     out = Path(tempfile.mkdtemp(dir=tmp))

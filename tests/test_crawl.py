@@ -25,6 +25,7 @@ from helpers import md5
 
 from crawler.sample_archive.build import build
 from crawler.sample_archive.server import FaultPlan, serving
+from manifests.catalog import Catalog
 
 EVERYTHING = "identifier:*"
 REPO = Path(__file__).resolve().parents[1]
@@ -436,9 +437,9 @@ class FakeArchiveOrg:
                 for p, q in self.requests if "search" in p]
 
 
-def last_job(workdir: Path) -> sqlite3.Row:
-    with db(workdir) as conn:
-        return conn.execute("SELECT * FROM jobs ORDER BY job_id DESC LIMIT 1").fetchone()
+def last_job(workdir: Path) -> dict:
+    with Catalog.reader(workdir / "catalog.sqlite") as catalog:
+        return catalog.last_job()
 
 
 def changes(workdir: Path, what: str) -> list[str]:
@@ -561,7 +562,7 @@ def test_a_scrape_failure_mid_way_resumes_from_the_failed_cursor(tmp_path):
     assert fake.searches() == [("scrape", None)] + [("scrape", "2")] * 3
     job = last_job(tmp_path)
     assert job["status"] == "incomplete"
-    assert "cursor 2" in json.loads(job["stats"])["discovery_incomplete"]
+    assert "cursor 2" in job["stats"]["discovery_incomplete"]
     assert not changes(tmp_path, "item gone from the source")
 
 
@@ -578,7 +579,7 @@ def test_an_empty_advanced_search_page_before_numfound_is_not_the_end(tmp_path):
         ("advancedsearch.php", "1"), ("advancedsearch.php", "2")]
     job = last_job(tmp_path)
     assert job["status"] == "incomplete"
-    assert "empty at 2 of 6" in json.loads(job["stats"])["discovery_incomplete"]
+    assert "empty at 2 of 6" in job["stats"]["discovery_incomplete"]
     assert not changes(tmp_path, "item gone from the source")
 
 
@@ -591,7 +592,7 @@ def test_advanced_search_stops_at_its_result_window_without_marking_anything_gon
         run_crawl(workdir, url, "--set", "SPEECHCRAWL_SCRAPE_PAGE=50",  # refused: 100-10000
                   "--set", "SPEECHCRAWL_ADVANCEDSEARCH_ROWS=2")
     job = last_job(workdir)
-    stats = json.loads(job["stats"])
+    stats = job["stats"]
     assert job["status"] == "incomplete" and "RANGE_OUT_OF_BOUNDS" in \
         stats["discovery_incomplete"]
     assert stats["items_discovered"] == 4
@@ -605,7 +606,7 @@ def test_a_sudden_large_drop_is_refused_and_a_small_one_is_recorded(tmp_path):
         fake.ids = fake.ids[:7]  # 30 % gone at once: an index hiccup, not a mass deletion
         run_crawl(tmp_path, url)
         job = last_job(tmp_path)
-        assert job["status"] == "suspicious" and json.loads(job["stats"])["gone_refused"] == 3
+        assert job["status"] == "suspicious" and job["stats"]["gone_refused"] == 3
         assert not changes(tmp_path, "item gone from the source")
         run_crawl(tmp_path, url, "--set", "SPEECHCRAWL_MAX_GONE_FRACTION=0.5")
         assert sorted(changes(tmp_path, "item gone from the source")) == \
@@ -708,7 +709,7 @@ def test_search_results_without_a_usable_identifier_leave_discovery_incomplete(t
         fake.ids = ["a", 5, None, "", "x" * 5000, "b"]  # "c" is not found any more
         run_crawl(tmp_path, url)
     job = last_job(tmp_path)
-    stats = json.loads(job["stats"])
+    stats = job["stats"]
     assert job["status"] == "incomplete" and stats["discovery_malformed"] == 4
     assert "identifier" in stats["discovery_incomplete"]
     assert set(items_by_id(tmp_path)) == {"a", "b", "c"}

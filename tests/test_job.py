@@ -472,7 +472,7 @@ def test_sigterm_during_align_stops_its_worker_pool_at_once(tmp_path):
     finally:
         if proc.poll() is None:
             proc.kill()
-    assert took < 3 and proc.returncode == 130
+    assert took < 5 and proc.returncode == 130  # unpatched: 7.5 s (the workers finish first)
     assert "release:" not in out  # no stage after align ran
     with Catalog.reader(tmp_path / "work" / "catalog.sqlite") as catalog:
         assert all(a.status == AlignmentStatus.DONE for a in catalog.alignments())
