@@ -69,6 +69,11 @@ class _Fatal(Exception):
     """Retrying cannot help (403, 404, a disallowed redirect, over the size cap)."""
 
 
+def part_path(dest: Path) -> Path:
+    """Where the bytes of ``dest`` gather until they are verified (resumed from, after a kill)."""
+    return dest.with_name(f".{dest.name}.part")
+
+
 def retry_after(value: str | None) -> float | None:
     """Seconds to wait from a Retry-After header (delta-seconds or an HTTP date)."""
     if not value:
@@ -166,7 +171,7 @@ class Downloader:
         if why := refusal(url, self.allowed_hosts):
             return Fetched("failed", None, None, 0, 0, why)  # nothing sent, nothing to retry
         dest.parent.mkdir(parents=True, exist_ok=True)
-        part = dest.with_name(f".{dest.name}.part")
+        part = part_path(dest)
         last_reason, mismatch = "", False
         for attempt in range(1, self.retries + 1):
             try:

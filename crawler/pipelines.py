@@ -24,7 +24,7 @@ from twisted.internet import reactor
 from twisted.internet.defer import DeferredList
 from twisted.internet.threads import deferToThread
 
-from crawler.download import WRITE_ERRNOS, Downloader
+from crawler.download import WRITE_ERRNOS, Downloader, part_path
 from crawler.hosts import crawl_allow_list
 from crawler.items import SourceItem
 from crawler.licenses import Decision, decide
@@ -298,6 +298,8 @@ class DownloadPipeline(_Pipeline):
     def _fetch_file(self, catalog, stats, item: SourceItem, f: cat.FileRow, key) -> None:
         if f.md5 and (copy := catalog.stored_copy(f.md5, f, not_item=key)):
             catalog.mark_duplicate(f, copy)
+            # A download of ours cut short by a kill before the copy was stored: never needed.
+            part_path(self._dest(item, f.name)).unlink(missing_ok=True)
             stats.inc_value("speechcrawl/files_duplicate")
             return
         dest = self._dest(item, f.name)
