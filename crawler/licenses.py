@@ -23,6 +23,23 @@ and free text ("Attribution-NonCommercial-ShareAlike 3.0 Generic"). The gate rea
   refused on purpose: it is not a CC legal tool but the Prelinger Archives' own label, whose
   terms differ from film to film.
 
+- Fields read: ``licenseurl``, ``license``/``licence``, ``rights``, ``usage`` and
+  ``copyright``, whatever their key's case (``Rights``, ``LICENSE``). ``description`` is not
+  read: it is free prose about the recording (places, people, "Raleigh, NC"), far too noisy to
+  judge a license on.
+- A statement the gate does not understand is never ignored: anything in ``licenseurl`` or
+  ``license`` that is not a known license, a URL in the other fields that is not one, or text
+  there that speaks of a license/licence, terms of use or permission without naming a license
+  it agrees with ("Standard YouTube License", "not licensed under Creative Commons") is
+  conflicting evidence. A plain copyright notice beside CC BY/BY-SA is fine; beside a
+  public-domain statement it is a conflict (a claim of copyright denies public domain).
+- rightsstatements.org URLs are rights statements, not licenses: ``InC*`` claims copyright
+  (``InC-EDU``/``InC-NC``, like ``NoC-NC``, also restricts use to non-commercial), and any of
+  them beside a license conflicts. ``NoC-US`` ("No Copyright - United States") is an
+  institution's claim that a work is public domain in the U.S.: it agrees with a public-domain
+  statement beside it, but alone it is a claim, not a dedication (like the bare words
+  "Public Domain"), and beside a CC license it contradicts the copyright that license rests on.
+
 Every step is linear in its input: statements are capped at ``MAX_STATEMENT_CHARS`` (longer
 ones reject the item unread) and ``MAX_STATEMENTS`` per field; values of the wrong type reject
 the item with a reason instead of raising.
@@ -46,22 +63,27 @@ from manifests.licenses import (
     valid_port,
 )
 
-# Metadata fields that carry license statements, strongest first.
-LICENSE_FIELDS = ("licenseurl", "license", "rights")
+# Metadata fields that carry license statements, strongest first (keys read in any case).
+LICENSE_FIELDS = ("licenseurl", "license", "licence", "rights", "usage", "copyright")
+# Fields whose every statement must be a license the gate knows.
+STRICT_FIELDS = frozenset({"licenseurl", "license", "licence"})
 MAX_STATEMENT_CHARS = 8192
 MAX_STATEMENTS = 32  # per field
 MAX_TEXT_LICENSE_CHARS = 200  # a license's name; longer text is read only for restrictions
 
 CC_HOSTS = frozenset({"creativecommons.org", "www.creativecommons.org"})
 US_GOV_HOSTS = frozenset({"usa.gov", "www.usa.gov"})
-US_GOV_PATHS = frozenset({"government-works", "copyright.shtml"})
+US_GOV_PATHS = frozenset({"government-works", "copyright.shtml", "government-copyright"})
+RS_HOSTS = frozenset({"rightsstatements.org", "www.rightsstatements.org"})
+DEFAULT_PORTS = {"http": "80", "https": "443", "": None}
 # License kinds in CC URLs → the elements of their SPDX id ("by-nd-nc" is 1.0's spelling).
 CC_KINDS = {"by": "BY", "by-sa": "BY-SA", "by-nd": "BY-ND", "by-nc": "BY-NC",
             "by-nc-sa": "BY-NC-SA", "by-nc-nd": "BY-NC-ND", "by-nd-nc": "BY-NC-ND"}
 _LANG = r"[a-z]{2,3}(?:[_-][a-z0-9]{2,8}){0,2}"
-URL_TAIL = re.compile(rf"(?:deed(?:\.{_LANG})?|legalcode(?:\.{_LANG})?|index\.html?)?")
+URL_TAIL = re.compile(rf"(?:deed(?:\.{_LANG})?|legalcode(?:\.{_LANG})?|index\.html?|rdf)?")
 SCHEME = re.compile(r"[a-z][a-z0-9+.-]{0,15}://", re.I)
-HOSTLIKE = re.compile(r"(?:www\.)?[a-z0-9-]{1,63}(?:\.[a-z0-9-]{1,63})+(?:/|$)", re.I)
+HOSTLIKE = re.compile(r"(?:www\.)?[a-z0-9-]{1,63}(?:\.[a-z0-9-]{1,63})+(?::[0-9]{1,5})?(?:/|$)",
+                      re.I)
 
 NAMES = {"CC0-1.0": "CC0 1.0 Universal", "CC-PDM-1.0": "Public Domain Mark 1.0",
          PD_DEDICATION: "Creative Commons Public Domain Dedication",
@@ -92,41 +114,75 @@ PORT_NAMES = {"generic": None, "unported": None, "international": None, "united 
               "japan": "jp", "igo": "igo"}
 
 # Letters that look Latin in other scripts (Cyrillic, Greek), read as the Latin ones.
-LOOKALIKES = str.maketrans("аеорсухіјѕԁԛԝАВЕКМНОРСТХІЈЅοαεικνρτυχΑΒΕΗΙΚΜΝΟΡΤΥΧ",
-                           "aeopcyxijsdqwABEKMHOPCTXIJSoaeiknptuxABEHIKMNOPTYX")
+# Small capitals (ɴᴄ) have no NFKC decomposition, so they are mapped too; © and ℗ read as
+# the word "copyright".
+LOOKALIKES = str.maketrans({
+    **dict(zip("аеорсухіјѕԁԛԝАВЕКМНОРСТХІЈЅοαεικνρτυχΑΒΕΗΙΚΜΝΟΡΤΥΧ",
+               "aeopcyxijsdqwABEKMHOPCTXIJSoaeiknptuxABEHIKMNOPTYX", strict=True)),
+    **dict(zip("ᴀʙᴄᴅᴇꜰɢʜɪᴊᴋʟᴍɴᴏᴘǫʀꜱᴛᴜᴠᴡʏᴢ", "abcdefghijklmnopqrstuvwyz", strict=True)),
+    "©": " copyright ", "℗": " copyright "})
 # What statements say in words, read over their tokens (lower-case ASCII letters and digits
 # joined by single spaces: "By-NC_ND", "NonCommercial" and "non–commercial" all tokenise to
 # something these match). Every gap is bounded, so each search is linear.
-_GAP = r"(?:[a-z0-9]+ ){0,%d}?"
+# A gap of a few words that never crosses a negation: "commercial use is not prohibited" is no
+# prohibition ("not prohibited" is never read as "prohibited" after a gap).
+_GAP = r"(?:(?!not |no |never |nor )[a-z0-9]+ ){0,%d}?"
 _USE_ONLY = r"(?:personal|private|educational|education|research|academic|scholarly|home|" \
-            r"classroom|nonprofit|non profit|internal)"
+            r"classroom|nonprofit|non profit|not for profit|internal)"
+_FORBIDDEN = r"(?:prohibited|forbidden|excluded|restricted|disallowed|banned|not permitted|" \
+             r"not allowed|not authori[sz]ed)"
+_NEEDS_CONSENT = r"(?:requires?|needs?|subject to) " + _GAP % 3 + r"(?:permission|licen[cs]e|" \
+                 r"agreement|consent|authori[sz]ation|approval|contract)"
+# A bare NC/ND is a signal only in a CC code's company (after cc/by/sa/nc/nd/a license word,
+# a version, deed or legalcode, or before a version) or alone: "Raleigh, NC" and "Bismarck, ND"
+# are places.
+_CODE_BEFORE = r"(?:^|\b(?:cc|by|sa|nc|nd|n c|n d|attribution|licen[cs]e[ds]?|deed|legalcode|" \
+               r"[1-4] [05]) )"
+_CODE_AFTER = r"(?= (?:by|sa|nc|nd|n c|n d)\b| [1-4] [05]\b)"
 _SIGNAL_WORDS: list[tuple[str, list[str]]] = [
     ("non-commercial", [
-        r"\bnon ?commercial", r"\bnc\b", r"bync|ncnd|ndnc", r"\bno ?commercial",
+        r"\bnon ?co?m+e?r+[a-z]{0,4}al", r"\bnon ?co?m+e?r+cial",
+        _CODE_BEFORE + r"(?:nc|n c)\b", r"\b(?:nc|n c)" + _CODE_AFTER,
+        r"\b(?:cc)?by(?:sa|nd)*nc", r"ncnd|ndnc", r"\bno ?commercial",
         r"\bnot " + _GAP % 6 + r"commercial",
-        r"\bcommercial(?:ly)? " + _GAP % 6 + r"(?:prohibited|forbidden|excluded|restricted|"
-        r"not permitted|not allowed|requires? " + _GAP % 3 + r"permission)",
+        r"\b(?:commercial(?:ly)?|re ?sale|sale|selling) " + _GAP % 6 + r"(?:" + _FORBIDDEN
+        + "|" + _NEEDS_CONSENT + ")",
         r"\b(?:prohibited|forbidden|not permitted|not allowed) " + _GAP % 3 + r"commercial",
-        r"\bnot for (?:re ?)?sale\b", r"\b(?:may|must|can|shall) not be (?:re ?)?sold\b",
+        r"\bnot for (?:re ?)?sale\b", r"\bnot (?:to )?be (?:re ?)?sold\b",
+        r"\b(?:may|must|can|shall|cannot) not be (?:re ?)?sold\b", r"\bcannot be (?:re ?)?sold\b",
+        r"\bnot for profit(?= use| uses| purpose| only|$)",
         r"\b" + _USE_ONLY + r" " + _GAP % 3 + r"(?:use|uses|purposes?|viewing|listening) only\b",
         r"\bonly " + _GAP % 3 + _USE_ONLY + r"\b",
         r"\bfor " + _USE_ONLY + r" (?:use|uses|purposes?)\b",
+        r"\beducational use permitted\b",
+        # CC's element names in other languages (de, es, fr, it, pt, nl)
+        r"\bnicht ?kommerziell", r"\bno ?comercial", r"\bnao ?comercial",
+        r"\bpas d ?utilisation commerciale", r"\bniet ?commercieel", r"\bsin ?fines ?comerciales",
     ]),
     ("no-derivatives", [
-        r"\bnd\b", r"bynd", r"\bno ?deriv", r"\bnon ?deriv",
-        r"\bderivatives? " + _GAP % 3 + r"(?:prohibited|forbidden|not permitted|not allowed)",
+        _CODE_BEFORE + r"(?:nd|n d)\b", r"\b(?:nd|n d)" + _CODE_AFTER,
+        r"\b(?:cc)?by(?:sa|nc)*nd", r"\bno ?deriv", r"\bnon ?deriv",
+        r"\b(?:derivatives?|derivative works?|modifications?|modifying|alterations?|altering|"
+        r"edits?|editing|changes|adaptations?|adapting|remix[a-z]*|transformations?) "
+        + _GAP % 4 + _FORBIDDEN,
         r"\bno (?:modifications?|alterations?|changes|edits|editing|adaptations?|remix[a-z]*)\b",
-        r"\b(?:may|must|can|shall|should) not be " + _GAP % 2 + r"(?:modified|altered|edited|"
-        r"changed|adapted|remixed|transformed|cut|excerpted)\b",
+        r"\b(?:may|must|can|shall|should|do|does|cannot) not be " + _GAP % 2
+        + r"(?:modified|altered|edited|changed|adapted|remixed|transformed|cut|excerpted)\b",
+        r"\b(?:(?:may|must|can|shall|should|do|does|will) not|can t|don t|cannot) " + _GAP % 2
+        + r"(?:modify|alter|edit|change|adapt|remix|transform|build upon|cut|excerpt)\b",
         r"\bwithout (?:any )?(?:modifications?|alterations?|changes)\b",
-        r"\bdo not (?:modify|alter|edit|change|adapt|remix|cut)\b",
         r"\b(?:unmodified|unaltered|verbatim) " + _GAP % 2 + r"only\b",
+        r"\bkeine ?bearbeitung", r"\bsin ?obras? ?derivadas?", r"\bpas de modification",
+        r"\bnon ?opere ?derivate", r"\bsem ?deriva", r"\bgeen ?afgeleide",
     ]),
     ("no redistribution", [
         r"\bnot (?:be )?(?:re ?)?distribut",
         r"\b(?:may|must|can|shall) not be " + _GAP % 2 + r"(?:copied|shared|reproduced|"
         r"redistributed|republished|reposted|uploaded|broadcast)\b",
-        r"\bwith " + _GAP % 2 + r"permission only\b", r"\bpermission (?:is )?required\b",
+        r"\b(?:re ?distribution|distribution|reproduction|reproducing|copying|sharing|"
+        r"duplication|re ?publication|republishing|re ?posting|re ?upload[a-z]*|"
+        r"re ?broadcast[a-z]*) " + _GAP % 4 + r"(?:" + _FORBIDDEN + "|" + _NEEDS_CONSENT + ")",
+        r"\bwith " + _GAP % 2 + r"permission only\b", r"(?<!\bno )\bpermission (?:is )?required\b",
         r"\bno (?:re ?)?distribution\b",
         r"\bdo not (?:copy|share|reproduce|redistribute|distribute|repost|re ?upload|"
         r"republish)\b",
@@ -137,17 +193,38 @@ _SIGNAL_WORDS: list[tuple[str, list[str]]] = [
     ]),
 ]
 SIGNALS = [(kind, re.compile("|".join(patterns))) for kind, patterns in _SIGNAL_WORDS]
-RESERVED = re.compile(r"\ball rights reserved\b|\balle rechte vorbehalten\b|"
-                      r"\btous droits reserves\b|\btodos los derechos reservados\b")
+# Phrases that look like a restriction word for word but grant the use: removed before reading.
+BENIGN = re.compile(r"\b(?:both )?commercial (?:and|or) non ?commercial(?: use| uses| purposes)?|"
+                    r"\bnon ?commercial (?:and|or) commercial\b|"
+                    r"\bno permission (?:is )?(?:required|needed|necessary)\b")
+RESERVED = re.compile(r"(?<!\bno )(?<!\bsome )\brights? (?:are |is )?reserved\b|"
+                      r"\balle rechte vorbehalten\b|\btous droits reserves\b|"
+                      r"\btodos (?:los derechos reservados|os direitos reservados)\b|"
+                      r"\btutti i diritti riservati\b|\balle rechten voorbehouden\b")
 NOT_PUBLIC_DOMAIN = re.compile(
-    r"\b(?:not|never|isn t|no longer) " + _GAP % 3 + r"public domain\b|"
-    r"\bpublic domain " + _GAP % 2 + r"(?:not|unclear|unknown|uncertain|disputed|unverified)\b|"
+    r"\b(?:not|never|isn t|no longer) (?:(?!copyright|and |but |or )[a-z0-9]+ ){0,3}?"
+    r"public domain\b|"
+    r"\bpublic domain (?:status )?(?:is |was )?(?:not|unclear|unknown|uncertain|disputed|"
+    r"unverified)\b|"
     r"\bnot " + _GAP % 2 + r"works? of (?:the )?(?:u s|us|united states) " + _GAP % 1
     + r"government\b")
 RESTRICTIONS = {"NC": "non-commercial", "ND": "no-derivatives"}
-# A URL in a rights or license field that names one of these is a license statement: if it is
-# not one the gate knows (a foreign host, a broken path), it disagrees with any license beside it.
-LICENSE_WORDS = re.compile(r"creativecommons|licen[cs]e|publicdomain|government|copyright")
+# Text that speaks of licensing: not understood, it disagrees with any license beside it.
+LICENSE_TALK = re.compile(r"\blicen[cs]|\bterms (?:of (?:use|service)|and conditions)\b|"
+                          r"\bconditions of use\b|\bpermission|\bcreative commons\b|\bcc\b|"
+                          r"\bproprietary\b|\beula\b|\bcopyleft\b|\bgpl\b|\bstreaming only\b")
+NEGATED_TALK = re.compile(r"\b(?:not|no|never|nor|t|without) (?:[a-z0-9]+ ){0,2}?(?:licen[cs]|"
+                          r"cc\b|creative commons|permission|terms)")
+# A CC BY/BY-SA license named inside a sentence ("it is licensed CC BY"): agrees with the same
+# license beside it, disagrees with anything else.
+MENTION = re.compile(r"\b(?:cc|creative commons)(?: licen[cs]e)? (?:attribution|by)"
+                     r"( share ?alike| sa)?(?: ([1-4]) ([05])\b)?")
+# Words that claim copyright, unless a negation or an expiry is next to them.
+CLAIM_WORDS = frozenset({"copyright", "copyrighted", "copyrights"})
+CLAIM_BEFORE = frozenset({"not", "no", "non", "never", "without", "t", "free", "expired",
+                          "lapsed", "out"})
+CLAIM_AFTER = frozenset({"expired", "lapsed", "free", "waived", "not", "never", "restrictions",
+                         "status"})
 
 
 @dataclass(frozen=True)
@@ -191,6 +268,7 @@ def tokens(text: str) -> str:
     whatever its spelling: Cyrillic and Greek look-alike letters read as the Latin ones, accents,
     zero-width and punctuation characters dropped, letters split from digits ("nc4" is "nc 4")
     except in ordinals ("2nd" stays one word, not "nd")."""
+    text = re.sub(r"\([cCpP]\)", " copyright ", text)  # (c) and (p) notices
     folded = unicodedata.normalize("NFKD", text.translate(LOOKALIKES))
     folded = folded.encode("ascii", "ignore").decode().lower()
     return " ".join(re.findall(r"[0-9]+(?:st|nd|rd|th)(?![a-z])|[0-9]+|[a-z]+", folded))
@@ -237,6 +315,31 @@ def _tail_ok(rest: list[str]) -> bool:
     return not rest or (len(rest) == 1 and URL_TAIL.fullmatch(rest[0]) is not None)
 
 
+def _host(netloc: str, scheme: str) -> str:
+    """The host of ``netloc`` when its port is the scheme's default (``:443`` on https), else
+    ``netloc`` whole, which matches no known host."""
+    host, sep, port = netloc.rpartition(":")
+    if sep and (port == DEFAULT_PORTS.get(scheme) or (not scheme and port in ("80", "443"))):
+        return host
+    return netloc
+
+
+def rights_statement(value: str) -> str | None:
+    """The code of a rightsstatements.org URL (``InC-EDU``, ``NoC-US``), upper case, or None
+    when ``value`` is not one."""
+    v = value.strip()
+    try:
+        parts = urlsplit(v if SCHEME.match(v) else f"//{v}")
+    except ValueError:
+        return None
+    if _host(parts.netloc.lower(), parts.scheme.lower()) not in RS_HOSTS:
+        return None
+    segs = parts.path.strip("/").split("/")
+    if len(segs) >= 2 and segs[0].lower() in ("vocab", "page", "data"):
+        return segs[1].upper()[:20]
+    return "?"
+
+
 def parse_url(value: str) -> License | str:
     """A license URL → License, or why it is not one (a sentence)."""
     v = value.strip()
@@ -246,11 +349,12 @@ def parse_url(value: str) -> License | str:
         return "not a well-formed URL"
     if parts.scheme.lower() not in ("", "http", "https"):
         return f"{parts.scheme}: is not a web address"
-    host = parts.netloc.lower()
-    segs = parts.path.lower().split("/")[1:] if parts.path.startswith("/") else None
+    host = _host(parts.netloc.lower(), parts.scheme.lower())
+    # trailing slashes say nothing (".../by/4.0//"); empty segments inside the path do
+    path = parts.path.lower()
+    segs = path.rstrip("/").split("/")[1:] if path.startswith("/") else None
     if host in US_GOV_HOSTS:
-        if segs is not None and "/".join(segs).rstrip("/") in US_GOV_PATHS \
-                and segs[-1] in ("", *US_GOV_PATHS):
+        if segs is not None and "/".join(segs) in US_GOV_PATHS:
             return _public_domain(US_GOVERNMENT)
         return "not a usa.gov page on government works"
     if host not in CC_HOSTS:
@@ -292,6 +396,7 @@ def parse_url(value: str) -> License | str:
 def _parse_text(value: str) -> License | None:
     text = re.sub(r"\s+", " ", value.strip().lower()).strip(" .")
     text = re.sub(r"^(?:licensed under|released under|license:|licence:)\s*(?:the )?", "", text)
+    text = re.sub(r" (?:public )?licen[cs]e$", "", text)
     if len(text) <= MAX_TEXT_LICENSE_CHARS and (m := TEXT_CC.match(text)):
         return _cc_from_text(m.group(1), m.group(2), m.group(3))
     if len(text) > MAX_TEXT_LICENSE_CHARS or NEGATION.search(text):
@@ -355,6 +460,54 @@ def _reject(reason: str, lic: License | None, raw: list[str], evidence: list[Evi
     return Decision("rejected", reason, lic, raw, evidence)
 
 
+def _fields(metadata: dict) -> list[tuple[str, str, object]]:
+    """(key as found, field it stands for, value) for every license field, in any key case,
+    strongest field first."""
+    found = []
+    for key, value in metadata.items():
+        if isinstance(key, str) and (fld := key.lower()) in LICENSE_FIELDS:
+            found.append((LICENSE_FIELDS.index(fld), key, fld, value))
+    found.sort(key=lambda f: f[0])
+    return [(key, fld, value) for _, key, fld, value in found]
+
+
+def claims_copyright(words: str) -> bool:
+    """Whether tokenised text claims copyright ("© 2021 Jane Doe", "In Copyright", "protected
+    by copyright"), as opposed to denying it ("not protected by copyright", "No copyright",
+    "copyright expired", "no known copyright restrictions")."""
+    ws = words.split()
+    for i, w in enumerate(ws):
+        if w in CLAIM_WORDS and not CLAIM_BEFORE.intersection(ws[max(0, i - 4):i]) \
+                and not CLAIM_AFTER.intersection(ws[i + 1:i + 4]):
+            return True
+    return False
+
+
+def _read_rights_statement(code: str) -> list[str]:
+    """Notes for a rightsstatements.org code (see the module docstring)."""
+    if code == "NOC-US":
+        return ["public-domain claim (rightsstatements.org NoC-US), not a license"]
+    notes = [f"rightsstatements.org {code} is a rights statement, not a license"]
+    if code in ("INC-EDU", "INC-NC", "NOC-NC"):
+        notes.append("restricts use: non-commercial")
+    if code.startswith("INC"):
+        notes.append("claims copyright")
+    return notes
+
+
+def _read_text(words: str) -> tuple[list[str], list[tuple[str, str | None]]]:
+    """Notes on free text in a rights-like field that no license name parses, and the CC
+    licenses it names: speaking of licensing without naming one, or negating it, is a
+    statement the gate does not understand."""
+    if not LICENSE_TALK.search(words):
+        return [], []
+    mentions = [("BY-SA" if m[1] else "BY", f"{m[2]}.{m[3]}" if m[2] else None)
+                for m in MENTION.finditer(words)]
+    if NEGATED_TALK.search(words) or not mentions:
+        return ["speaks of licensing but names no license the gate understands"], []
+    return [], mentions
+
+
 def decide(metadata: dict) -> Decision:
     """The gate: every statement in the license fields, read for what it means, reconciled
     into one decision."""
@@ -364,53 +517,83 @@ def decide(metadata: dict) -> Decision:
         return _reject(f"malformed: metadata is {type(metadata).__name__}, not an object",
                        None, raw, evidence)
     stated: list[tuple[str, Evidence]] = []  # (restriction, where) not explained by a license
-    denials: list[Evidence] = []
+    denials: list[Evidence] = []  # denials of public domain, claims of copyright
+    claims: list[Evidence] = []  # public-domain claims that are no license (NoC-US)
+    mentions: list[tuple[str, str | None, Evidence]] = []  # CC licenses named in sentences
     licenses: dict[str, License] = {}
-    for fld in LICENSE_FIELDS:
-        values, malformed = _statements(fld, metadata.get(fld))
+    for key, fld, field_value in _fields(metadata):
+        values, malformed = _statements(key, field_value)
         if malformed:
-            shown = reprlib.repr(metadata.get(fld))
+            shown = reprlib.repr(field_value)
             if fld == "licenseurl":
                 raw.append(shown)
-            evidence.append(Evidence(fld, shown, None, f"malformed: {malformed}"))
+            evidence.append(Evidence(key, shown, None, f"malformed: {malformed}"))
             return _reject(f"malformed: {malformed}", None, raw, evidence)
         for value in values:
             if fld == "licenseurl":
                 raw.append(value if len(value) <= MAX_STATEMENT_CHARS
                            else value[:MAX_STATEMENT_CHARS] + "…")
             if len(value) > MAX_STATEMENT_CHARS:
-                evidence.append(Evidence(fld, value[:MAX_TEXT_LICENSE_CHARS] + "…", None,
+                evidence.append(Evidence(key, value[:MAX_TEXT_LICENSE_CHARS] + "…", None,
                                          "oversized"))
-                return _reject(f"oversized: a {fld} statement of {len(value)} characters "
+                return _reject(f"oversized: a {key} statement of {len(value)} characters "
                                f"(limit {MAX_STATEMENT_CHARS})", None, raw, evidence)
             url = looks_like_url(value)
             parsed = parse_url(value) if url else _parse_text(value)
             lic = parsed if isinstance(parsed, License) else None
-            words = tokens(value)
+            words = BENIGN.sub(" ", tokens(value))
             notes = [f"restricts use: {kind}" for kind, pattern in SIGNALS
                      if pattern.search(words) and not (lic and kind in lic.restrictions)]
             if RESERVED.search(words):
                 notes.append("reserves rights")
             if NOT_PUBLIC_DOMAIN.search(words):
                 notes.append("denies public domain")
+            if not url and claims_copyright(words):
+                notes.append("claims copyright")
+            found: list[tuple[str, str | None]] = []
             if lic:
                 licenses.setdefault(lic.spdx, lic)
-                evidence.append(Evidence(fld, value, lic.spdx, ""))
-            elif fld == "licenseurl" or (url and LICENSE_WORDS.search(words.replace(" ", ""))):
+                evidence.append(Evidence(key, value, lic.spdx, ""))
+            elif url and (code := rights_statement(value)):
+                notes[:0] = _read_rights_statement(code)
+            elif fld in STRICT_FIELDS or url:
                 why = parsed if isinstance(parsed, str) else "not a recognised license"
-                evidence.append(Evidence(fld, value, None, why))
-            for note in notes:
-                e = Evidence(fld, value, None, note)
-                evidence.append(e)
+                evidence.append(Evidence(key, value, None, why))
+            else:
+                text_notes, found = _read_text(words)
+                notes[:0] = text_notes
+            for note in dict.fromkeys(notes):
+                e = Evidence(key, value, None, note)
+                if note != "claims copyright":  # evidence only where it decides (below)
+                    evidence.append(e)
                 if note.startswith("restricts use: "):
                     stated.append((note.removeprefix("restricts use: "), e))
-                elif note == "denies public domain":
+                elif note in ("denies public domain", "claims copyright"):
                     denials.append(e)
-    return _reconcile(licenses, stated, denials, raw, evidence)
+                elif note.startswith("public-domain claim"):
+                    claims.append(e)
+            for elements, version in found:
+                e = Evidence(key, value, None, f"names CC {elements}" + (f" {version}" if version
+                                                                       else ""))
+                evidence.append(e)
+                mentions.append((elements, version, e))
+    return _reconcile(licenses, stated, denials, claims, mentions, raw, evidence)
+
+
+def _agrees(lic: License | None, elements: str, version: str | None) -> bool:
+    """Whether a CC license named in a sentence is ``lic``."""
+    return bool(lic and lic.url and f"/licenses/{elements.lower()}/" in lic.url
+                and (version is None or f"/{version}/" in lic.url))
+
+
+UNDERSTOOD = ("restricts use", "denies public domain", "claims copyright", "public-domain claim",
+              "names CC ")
 
 
 def _reconcile(licenses: dict[str, License], stated: list[tuple[str, Evidence]],
-               denials: list[Evidence], raw: list[str], evidence: list[Evidence]) -> Decision:
+               denials: list[Evidence], claims: list[Evidence],
+               mentions: list[tuple[str, str | None, Evidence]], raw: list[str],
+               evidence: list[Evidence]) -> Decision:
     if not evidence:
         return _reject("missing: no license statement", None, raw, evidence)
     only = next(iter(licenses.values())) if len(licenses) == 1 else None
@@ -424,6 +607,8 @@ def _reconcile(licenses: dict[str, License], stated: list[tuple[str, Evidence]],
         return _reject("conflicting evidence: " + ", ".join(sorted(licenses)), None, raw,
                        evidence)
     if only and only.family == "public-domain" and denials:
+        if denials[0] not in evidence:
+            evidence.append(denials[0])  # a copyright claim, which only public domain minds
         return _reject(f"conflicting evidence: {only.spdx} and {denials[0].field} says "
                        f"{_quote(denials[0].value)}", only, raw, evidence)
     if reserved := [e for e in evidence if e.note == "reserves rights"]:
@@ -432,8 +617,10 @@ def _reconcile(licenses: dict[str, License], stated: list[tuple[str, Evidence]],
                            f"{_quote(reserved[0].value)}", None, raw, evidence)
         return _reject("conflicting evidence: a license and a reservation of rights", only,
                        raw, evidence)
-    unparsed = [e for e in evidence if e.spdx is None and not e.note.startswith(
-        ("restricts use", "denies public domain"))]
+    unparsed = [e for e in evidence if e.spdx is None and not e.note.startswith(UNDERSTOOD)]
+    unparsed += [e for elements, version, e in mentions if not _agrees(only, elements, version)]
+    if not (only and only.family == "public-domain"):
+        unparsed += claims  # a public-domain claim agrees only with a public-domain statement
     if not only:
         return _reject("unparseable: " + "; ".join(f"{_quote(e.value)} ({e.note})"
                                                    for e in unparsed[:3]), None, raw, evidence)

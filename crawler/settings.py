@@ -21,6 +21,7 @@ ARCHIVE_ORG_QUERY = (
     "licenseurl:*creativecommons.org\\/licenses\\/by-sa\\/* OR "
     "licenseurl:*usa.gov\\/government-works* OR "
     "licenseurl:*usa.gov\\/copyright.shtml* OR "
+    "licenseurl:*usa.gov\\/government-copyright* OR "
     "licenseurl:*Attribution* OR licenseurl:CC*BY* OR licenseurl:*CC0*) "
     "AND mediatype:(audio OR movies) "
     "AND (closed_captioning:yes OR format:SubRip OR format:\"Web Video Text Tracks\") "
