@@ -5,13 +5,16 @@ and the trailing slash, ``deed.xx``/``legalcode`` suffixes, jurisdiction ports (
 and free text ("Attribution-NonCommercial-ShareAlike 3.0 Generic"). The gate reads it strictly:
 
 - URLs are parsed, not pattern-matched: a known host exactly (``creativecommons.org`` with or
-  without ``www``, ``usa.gov``), then a path grammar — ``licenses/<kind>/<version>/[<port>]``
-  with the port from the list CC published for that version (``manifests.licenses``), and
-  nothing after it but ``deed[.xx]``, ``legalcode[.xx]``, ``index.html`` or a query/fragment.
+  without ``www``, ``usa.gov``; a scheme's default port is the host), then a path grammar —
+  ``licenses/<kind>/<version>/[<port>]`` with the port from the list CC published for that
+  version (``manifests.licenses``), and
+  nothing after it but ``deed[.xx]``, ``legalcode[.xx]``, ``index.html``, CC's ``rdf``, or a
+  query/fragment (trailing slashes say nothing).
   ``licenses/by/4.0/nc/`` is no port (4.0 has none): unparseable, and its ``nc`` rejects it.
 - Every statement of every license field is also read for restrictions in words (NC, ND, no
   redistribution, a reservation of rights, a denial of public-domain status), in a tokenised
-  form so hyphens, underscores, case and spacing do not matter. Any restriction anywhere
+  form so hyphens, underscores, case and spacing do not matter (a bare "NC"/"ND" counts only
+  in a CC code's company: "Raleigh, NC" is a place). Any restriction anywhere
   rejects the item; a license and anything that disagrees with it is a conflict.
 - Several public-domain statements (PDM beside a U.S.-government URL) agree: the item is public
   domain under the most authoritative of them (``manifests.licenses.PUBLIC_DOMAIN``).
@@ -119,7 +122,7 @@ PORT_NAMES = {"generic": None, "unported": None, "international": None, "united 
 LOOKALIKES = str.maketrans({
     **dict(zip("аеорсухіјѕԁԛԝАВЕКМНОРСТХІЈЅοαεικνρτυχΑΒΕΗΙΚΜΝΟΡΤΥΧ",
                "aeopcyxijsdqwABEKMHOPCTXIJSoaeiknptuxABEHIKMNOPTYX", strict=True)),
-    **dict(zip("ᴀʙᴄᴅᴇꜰɢʜɪᴊᴋʟᴍɴᴏᴘǫʀꜱᴛᴜᴠᴡʏᴢ", "abcdefghijklmnopqrstuvwyz", strict=True)),
+    **dict(zip("ᴀʙᴄᴅᴇꜰɢʜɪᴊᴋʟᴍɴᴏᴘꞯʀꜱᴛᴜᴠᴡʏᴢ", "abcdefghijklmnopqrstuvwyz", strict=True)),
     "©": " copyright ", "℗": " copyright "})
 # What statements say in words, read over their tokens (lower-case ASCII letters and digits
 # joined by single spaces: "By-NC_ND", "NonCommercial" and "non–commercial" all tokenise to
