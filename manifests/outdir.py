@@ -11,6 +11,7 @@ workdir's own data (``raw``, ``clips``, ``manifests``) or inside another output.
 from __future__ import annotations
 
 import ctypes
+import glob
 import json
 import os
 import shutil
@@ -28,15 +29,35 @@ class OutputRefused(ValueError):
     """``--out`` names a directory speechcrawl must not replace (the CLI prints this line)."""
 
 
-def made_by(path: Path) -> str | None:
-    """The command whose output ``path`` is (from its marker), or None."""
+def _marker(path: Path) -> dict:
     marker = Path(path) / MARKER
     if marker.is_symlink() or not marker.is_file():
-        return None
+        return {}
     try:
-        return json.loads(marker.read_text(encoding="utf-8")).get("made_by")
-    except (OSError, ValueError, AttributeError):
-        return None
+        data = json.loads(marker.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def made_by(path: Path) -> str | None:
+    """The command whose output ``path`` is (from its marker), or None."""
+    made = _marker(path).get("made_by")
+    return made if isinstance(made, str) else None
+
+
+def _entries(directory: Path) -> set[str]:
+    """Every file and directory under ``directory`` (the marker aside), relative, POSIX."""
+    directory = Path(directory)
+    return {p.relative_to(directory).as_posix() for p in directory.rglob("*")} - {MARKER}
+
+
+def foreign_entries(directory: Path) -> list[str]:
+    """What is under an output directory that the command which made it did not list."""
+    listed = _marker(directory).get("entries")
+    if not isinstance(listed, list):
+        return sorted(_entries(directory))
+    return sorted(_entries(directory) - set(map(str, listed)))
 
 
 def check_out(out: Path, kind: str, workdir: Path | None = None) -> Path:
@@ -72,25 +93,44 @@ def check_out(out: Path, kind: str, workdir: Path | None = None) -> Path:
             raise refuse(f"holds an output of {what}, not of speechcrawl {kind}" if what else
                          f"exists and holds files speechcrawl {kind} did not make "
                          f"(no {MARKER} file)")
+        if made_by(out) and (extra := foreign_entries(out)):
+            raise refuse(f"holds {len(extra)} file(s) speechcrawl {kind} did not make there "
+                         f"(first: {extra[0]})")
     return out
 
 
-def mark(directory: Path, kind: str) -> None:
-    """Write the marker that lets a later ``speechcrawl <kind>`` replace ``directory``. Its
-    content depends on nothing but ``kind``, so a release stays byte-identical."""
-    (Path(directory) / MARKER).write_text(json.dumps({"made_by": f"speechcrawl {kind}"}) + "\n",
-                                          encoding="utf-8")
+def mark(directory: Path, kind: str, also: tuple[str, ...] = ()) -> None:
+    """Write the marker that lets a later ``speechcrawl <kind>`` replace ``directory``: the
+    command, and every entry it made there (``also``: names still to be written, such as a
+    checksum file written after the marker it lists), so a file someone adds later keeps the
+    directory from being replaced. Its content depends only on what was built, so a release
+    stays byte-identical."""
+    entries = sorted(_entries(directory) | set(also))
+    (Path(directory) / MARKER).write_text(
+        json.dumps({"made_by": f"speechcrawl {kind}", "entries": entries}) + "\n",
+        encoding="utf-8")
+
+
+def _covers(directory: Path, kind: str) -> bool:
+    return made_by(directory) == f"speechcrawl {kind}" and not foreign_entries(directory)
 
 
 def temp_beside(out: Path) -> Path:
     """A fresh, empty directory beside ``out`` (same file system, so the swap is a rename);
-    leftovers of builds that died are removed first."""
+    leftovers of our builds that died are removed first (only directories holding a marker:
+    an unmarked one of that name is someone else's, and is left alone)."""
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     remove_stale(out)
     tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
+    if tmp.exists() or tmp.is_symlink():
+        if made_by(tmp) is None or tmp.is_symlink():
+            raise OutputRefused(f"{tmp} exists and was not made by speechcrawl; not "
+                                "building there (remove it or choose another --out)")
+        shutil.rmtree(tmp)
     tmp.mkdir()
+    (tmp / MARKER).write_text(json.dumps({"made_by": "speechcrawl (building)"}) + "\n",
+                              encoding="utf-8")
     return tmp
 
 
@@ -99,7 +139,8 @@ def swap_in(tmp: Path, out: Path, kind: str, workdir: Path | None = None) -> Non
     output or the new one, never neither nor half. ``out`` is checked again just before, in
     case someone put files there while this one was being built."""
     out = check_out(out, kind, workdir)
-    mark(tmp, kind)
+    if not _covers(tmp, kind):
+        mark(tmp, kind)
     _fsync_tree(tmp)
     if out.exists():
         if not _exchange(tmp, out):  # no renameat2: two renames, the old kept until the end
@@ -130,9 +171,10 @@ def replacing(out: Path, kind: str, workdir: Path | None = None) -> Iterator[Pat
 def remove_stale(out: Path) -> None:
     """Temporary directories beside ``out`` of builds that died (their process is gone)."""
     out = Path(out)
-    for p in out.parent.glob(f".{out.name}.*-*"):
+    for p in out.parent.glob(f".{glob.escape(out.name)}.*-*"):
         kind, _, pid = p.name[len(out.name) + 2:].partition("-")
-        if kind in ("tmp", "old") and pid.isdigit() and not _alive(int(pid)):
+        if kind in ("tmp", "old") and pid.isdigit() and not _alive(int(pid)) \
+                and not p.is_symlink() and made_by(p) is not None:
             shutil.rmtree(p, ignore_errors=True)
 
 

@@ -18,6 +18,7 @@ any other name keeps a readable, sanitised prefix followed by ``~`` and a hash o
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import os
 import re
@@ -28,7 +29,9 @@ from pathlib import Path
 # and ``.tmp`` of the temporary files written beside a final name.
 MAX_COMPONENT_BYTES = 200
 MAX_PATH_BYTES = 3072  # well under PATH_MAX (4096) with a long workdir in front
-HASH_CHARS = 10
+# 128 bits of the original name's sha256, base32: two names that sanitise alike never share a
+# path unless someone finds a 128-bit collision (40 bits fell to a birthday search in seconds).
+HASH_BYTES = 16
 # Plain names: nothing to sanitise and nothing case-insensitive or Windows-special about them.
 # No capitals (``Victim`` and ``victim`` are one name to macOS and Windows), no ``~`` (so a
 # plain name can never look like a sanitised one), no leading dot or space (hidden files and
@@ -63,7 +66,7 @@ def safe_name(name: str) -> str:
             and len(name) <= MAX_COMPONENT_BYTES):
         return name
     raw = name.encode("utf-8", "surrogatepass")
-    tag = hashlib.sha256(raw).hexdigest()[:HASH_CHARS]
+    tag = base64.b32encode(hashlib.sha256(raw).digest()[:HASH_BYTES]).decode().rstrip("=").lower()
     text = "".join(c if c.isalnum() or c in "-_. " else "_"
                    for c in unicodedata.normalize("NFKC", name))
     ext = m.group(0) if (m := EXTENSION.search(text)) else ""

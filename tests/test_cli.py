@@ -208,15 +208,25 @@ def test_out_replaces_an_earlier_output_of_the_same_command_whole(command, workd
     out = tmp_path / "out"
     first = speechcrawl(*out_args(command, workdir, out))
     assert first.returncode in (0, 1), first.stderr  # audit: 1 when its gate fails
-    assert json.loads((out / MARKER).read_text()) == {"made_by": f"speechcrawl {command}"}
-    (out / "stale.txt").write_text("left by the earlier run")
+    marker = json.loads((out / MARKER).read_text())
+    assert marker["made_by"] == f"speechcrawl {command}"
+    assert set(marker["entries"]) == {p.relative_to(out).as_posix()
+                                      for p in out.rglob("*")} - {MARKER}
+    (out / "notes.txt").write_text("a file the user added to the output")
     again = out_args(command, workdir, out)
     if command == "release":  # different content, so --force really replaces it
         (tmp_path / "small.toml").write_text("[release]\nmax_shard_bytes = 200000\n")
         again += ["--config", tmp_path / "small.toml"]
+    refused = speechcrawl(*again)  # the user's file is not speechcrawl's to delete
+    assert refused.returncode != 0 and "did not make" in refused.stderr.strip().splitlines()[-1]
+    assert (out / "notes.txt").read_text() == "a file the user added to the output"
+    (out / "notes.txt").unlink()
     second = speechcrawl(*again)
     assert second.returncode == first.returncode, second.stderr
-    assert not (out / "stale.txt").exists() and (out / MARKER).is_file()
+    assert (out / MARKER).is_file() and json.loads((out / MARKER).read_text()) == {
+        "made_by": f"speechcrawl {command}",
+        "entries": sorted(p.relative_to(out).as_posix() for p in out.rglob("*")
+                          if p.name != MARKER)}
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
         ["out"] + (["small.toml"] if command == "release" else []))  # no temporaries left
 

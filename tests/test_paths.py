@@ -259,3 +259,11 @@ def _source_item(identifier: str):
 
     fields = {f.name: None for f in dataclasses.fields(SourceItem)}
     return SourceItem(**{**fields, "source": "archive_org", "item_id": identifier})
+
+
+def test_names_whose_short_hashes_collide_still_get_distinct_paths():
+    """These two sanitise alike and share the first 40 bits of their sha256 (found by a
+    birthday search in about a million tries): the tag must be long enough to keep them apart."""
+    a, b = "v%$$'(!.mp3", "v)@%$+%.mp3"
+    assert hashlib.sha256(a.encode()).digest()[:5] == hashlib.sha256(b.encode()).digest()[:5]
+    assert safe_name(a) != safe_name(b)

@@ -82,7 +82,7 @@ def build_release(workdir: Path, version: str, previous: Path | None = None,
     try:
         write_shards(plan, workdir, tmp, workers, log)
         write_metadata(plan, filters, version, tmp, duplicate_downloads(workdir), models)
-        outdir.mark(tmp, "release")  # listed in SHA256SUMS like every other file
+        outdir.mark(tmp, "release", also=("SHA256SUMS",))  # in SHA256SUMS like every file
         write_checksums(tmp)
         audit_gate(workdir, tmp, version)
         install(tmp, final, force, log, workdir)
