@@ -1,4 +1,4 @@
-"""The ``speechcrawl`` command line (the contract in DESIGN.md).
+"""The ``speechcrawl`` command line (the contracts in docs/ARCHITECTURE.md).
 
 Thin on purpose: each command parses its arguments and calls into ``crawler``, ``align`` or
 ``manifests``. A failure exits non-zero with a one-line reason on stderr.
@@ -285,7 +285,8 @@ def build_parser() -> argparse.ArgumentParser:
     j.add_argument("job", help="JOB.toml (examples: scripts/jobs/)")
     j.set_defaults(func=_run)
 
-    d = sub.add_parser("demo", help="offline: sample archive → crawl → align → release → audit")
+    d = sub.add_parser("demo", help="offline: sample archive → crawl → align → release → "
+                       "export → audit")
     d.add_argument("--workdir", default="work/demo")
     d.add_argument("--items", type=int, default=SampleArchiveSpec.items,
                    help=f"sample archive size (default {SampleArchiveSpec.items})")

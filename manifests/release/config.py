@@ -155,8 +155,8 @@ def _check_subset(name: str, spec: SubsetSpec) -> None:
                          + (f", not {sorted(bad)}" if bad else ""))
     if "by-sa" in spec.families and not name.endswith("_sa"):
         raise ValueError(f"release config: subset {name!r} holds share-alike material, so its "
-                         "name must end in _sa (DESIGN.md: share-alike only in subsets "
-                         "labelled so)")
+                         "name must end in _sa (docs/ARCHITECTURE.md: share-alike only in "
+                         "subsets labelled so)")
     for key, kind, top in (("max_clips", int, None), ("max_hours", float, None),
                            ("fraction", float, 1.0)):
         value = getattr(spec, key)
