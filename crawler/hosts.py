@@ -98,12 +98,28 @@ def connect_target(url: str) -> tuple[str, str, int]:
     return scheme, host, port
 
 
-def host_allowed(host: str, allowed: list[str]) -> bool:
-    """``allowed`` holds exact hosts (``127.0.0.1``) or suffix patterns (``*.archive.org``);
-    ``host`` is canonical (from ``connect_target``). An address never matches a pattern."""
+def _entry(pattern: str) -> tuple[str, int | None]:
+    """An allow-list entry as (host pattern, port or None): ``host``, ``host:port``,
+    ``*.suffix``, an IPv6 address, or ``[v6]:port``."""
+    pattern = pattern.lower()
+    if m := re.fullmatch(r"\[([^\]]+)\](?::([0-9]{1,5}))?", pattern):
+        return m.group(1), int(m.group(2)) if m.group(2) else None
+    if pattern.count(":") == 1:
+        host, _, port = pattern.partition(":")
+        return host, int(port) if port.isdigit() else -1
+    return pattern, None
+
+
+def host_allowed(host: str, allowed: list[str], port: int | None = None) -> bool:
+    """``allowed`` holds exact hosts (``127.0.0.1``), suffix patterns (``*.archive.org``),
+    either with ``:port``; ``host`` is canonical (from ``connect_target``). An address never
+    matches a pattern. An entry without a port allows any ``port`` here; ``refusal`` limits
+    those to the scheme's default port off this machine."""
     is_ip = host.replace(".", "").isdigit() or ":" in host
-    for pattern in allowed:
-        pattern = pattern.lower()
+    for entry in allowed:
+        pattern, want = _entry(entry)
+        if want is not None and port is not None and want != port:
+            continue
         if pattern.startswith("*."):
             if not is_ip and (host == pattern[2:] or host.endswith(pattern[1:])):
                 return True
@@ -112,14 +128,28 @@ def host_allowed(host: str, allowed: list[str]) -> bool:
     return False
 
 
+def _loopback_host(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def refusal(url: str, allowed: list[str]) -> str | None:
     """Why ``url`` must not be fetched under ``allowed``, or None when it may be."""
     try:
-        _, host, _ = connect_target(url)
+        scheme, host, port = connect_target(url)
     except RefusedURL as exc:
         return f"refused URL: {exc}"
-    if not host_allowed(host, allowed):
+    if not host_allowed(host, allowed, port):
         return f"host not allowed: {host}"
+    # Off this machine, only the scheme's own port unless an entry names another: a redirect
+    # to some other service of an allowed host (a database, SSH) is not a download.
+    if port != DEFAULT_PORTS[scheme] and not _loopback_host(host) and \
+            not any(_entry(e)[1] == port for e in allowed):
+        return f"port not allowed: {host}:{port}"
     return None
 
 
@@ -131,10 +161,12 @@ def crawl_allow_list(base_url: str, configured: list[str]) -> list[str]:
     other server (the loopback sample archive, a mirror) and may contact that one host alone.
     Whoever serves a source on several hosts names them all in ``SPEECHCRAWL_ALLOWED_HOSTS``.
     """
-    _, host, _ = connect_target(base_url)
-    if host_allowed(host, configured):
+    scheme, host, port = connect_target(base_url)
+    if host_allowed(host, configured, port):
         return list(configured)
-    return [host]
+    if port == DEFAULT_PORTS[scheme] or _loopback_host(host):
+        return [host]
+    return [f"[{host}]:{port}" if ":" in host else f"{host}:{port}"]
 
 
 def is_loopback(url: str) -> bool:
@@ -143,9 +175,4 @@ def is_loopback(url: str) -> bool:
         _, host, _ = connect_target(url)
     except RefusedURL:
         return False
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+    return _loopback_host(host)

@@ -693,3 +693,24 @@ def test_proxies_from_the_environment_are_never_used(tmp_path, outsider, base_ur
         downloaded = conn.execute("SELECT COUNT(*) FROM files WHERE status = 'downloaded'"
                                   ).fetchone()[0]
     assert downloaded > 0
+
+
+@pytest.mark.parametrize("url, allowed, why", [
+    ("http://ia800.us.archive.org:6379/x", ["*.archive.org"], "port not allowed"),
+    ("https://archive.org:22/x", ["archive.org"], "port not allowed"),
+    ("http://mirror.example:8080/x", ["mirror.example:8081"], "host not allowed"),
+    ("https://ia800.us.archive.org/x", ["*.archive.org"], None),
+    ("http://archive.org:80/x", ["archive.org"], None),
+    ("http://mirror.example:8080/x", ["mirror.example:8080"], None),
+    ("http://127.0.0.1:22/x", ["127.0.0.1"], None),  # this machine: the fake's data node port
+])
+def test_off_this_machine_only_the_schemes_port_unless_named(url, allowed, why):
+    got = refusal(url, allowed)
+    assert (got is None) if why is None else got.startswith(why), got
+
+
+def test_a_mirror_on_its_own_port_allows_that_port_alone():
+    allowed = crawl_allow_list("http://mirror.example:8080", ["archive.org", "*.archive.org"])
+    assert allowed == ["mirror.example:8080"]
+    assert refusal("http://mirror.example:8080/download/x", allowed) is None
+    assert refusal("http://mirror.example:6379/", allowed).startswith("host not allowed")
