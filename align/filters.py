@@ -7,6 +7,8 @@ through: a clip whose text does not match its audio must never be ``clean``.
 
 from __future__ import annotations
 
+import functools
+import math
 import tomllib
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
@@ -41,10 +43,52 @@ class FilterConfig:
         unknown = set(overrides) - {f.name for f in fields(self)}
         if unknown:
             raise ValueError(f"unknown filter settings: {sorted(unknown)}")
-        return replace(self, **overrides)
+        updated = replace(self, **overrides)
+        if problems := updated.problems():
+            raise ValueError("filter settings: " + "; ".join(f"{k}: {m}" for k, m in problems))
+        return updated
+
+    def problems(self) -> list[tuple[str, str]]:
+        """Each field whose value cannot mean anything (negative lengths, NaN, a minimum
+        above its maximum, a language the identifier never reports), as (field, why): such a
+        config would silently tier every clip the same way."""
+        found = []
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, float | int) and not math.isfinite(value):
+                found.append((f.name, f"{value} is not a finite number"))
+            elif f.name in NON_NEGATIVE and value < 0:
+                found.append((f.name, f"{value} is negative (it must be at least 0)"))
+            elif f.name in SHARES and not 0 <= value <= 1:
+                found.append((f.name, f"{value} is not a share between 0 and 1"))
+        if not found:
+            for low, high in ORDERED:
+                if getattr(self, low) > getattr(self, high):
+                    found.append((low, f"{getattr(self, low)} is above {high} "
+                                       f"({getattr(self, high)})"))
+        if self.language not in known_languages():
+            found.append(("language", f"{self.language!r} is not a language code the language "
+                                      "identifier (py3langid) reports, such as 'en'"))
+        return found
 
     def as_dict(self) -> dict:
         return asdict(self)
+
+
+NON_NEGATIVE = ("min_duration_s", "max_duration_s", "clean_max_cer", "other_max_cer",
+                "max_edge_cer", "edge_chars", "min_chars_per_s", "max_chars_per_s", "pad_s",
+                "cue_tolerance_s", "max_heard_outside")
+SHARES = ("max_silence_share", "cue_min_agreement")
+ORDERED = (("min_duration_s", "max_duration_s"), ("min_chars_per_s", "max_chars_per_s"),
+           ("clean_max_cer", "other_max_cer"), ("other_min_score", "clean_min_score"))
+
+
+@functools.cache
+def known_languages() -> frozenset[str]:
+    """The codes py3langid can report for a transcript (what ``language`` is compared with)."""
+    from py3langid.langid import MODEL_FILE, LanguageIdentifier
+
+    return frozenset(LanguageIdentifier.from_model_file(MODEL_FILE).labels)
 
 
 def _letters(text: str | None) -> int:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import datetime
 import difflib
 import json
+import math
 import os
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -291,7 +292,44 @@ def check_settings(c: Check, settings: dict) -> dict:
         if not ok:
             c.fail(key, f"{show(value)} is {kind(value)}, not {want}{_hint(value)} (default: "
                         f"{show(default)})")
+        elif why := setting_range_problem(name, value, default):
+            c.fail(key, why)
     return dict(settings)
+
+
+# Counts and sizes where 0 would stop the crawl from ever fetching anything.
+AT_LEAST_ONE = ("SPEECHCRAWL_DOWNLOADS_PER_HOST", "SPEECHCRAWL_DOWNLOADS_TOTAL",
+                "SPEECHCRAWL_SCRAPE_PAGE", "SPEECHCRAWL_ADVANCEDSEARCH_ROWS",
+                "SPEECHCRAWL_DISCOVERY_TRIES", "SPEECHCRAWL_MAX_FILE_BYTES",
+                "SPEECHCRAWL_METADATA_MAX_BYTES", "REACTOR_THREADPOOL_MAXSIZE",
+                "SPEECHCRAWL_PROGRESS_INTERVAL", "DOWNLOAD_TIMEOUT")
+LOG_LEVELS = ("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG")
+# Numbers that may be fractional although Scrapy's default is a whole number (seconds, shares).
+FRACTIONAL = ("DELAY", "TIMEOUT", "_S", "FRACTION", "CONCURRENCY", "BACKOFF", "INTERVAL")
+
+
+def setting_range_problem(name: str, value, default) -> str | None:
+    """Why a crawler setting's value of the right type still cannot work, or None: a count
+    below 1 (no request would ever be made), a negative delay, an endless timeout, a share
+    outside 0..1, a log level logging does not know."""
+    if name == "LOG_LEVEL":
+        return None if value in LOG_LEVELS else \
+            f"{show(value)} is not one of {', '.join(LOG_LEVELS)}{nearest(value, LOG_LEVELS)}"
+    if isinstance(value, bool) or not isinstance(value, int | float) \
+            or isinstance(default, bool):
+        return None
+    if not math.isfinite(value):
+        return f"{value} is not a finite number"
+    if isinstance(default, int) and isinstance(value, float) \
+            and not any(part in name for part in FRACTIONAL):
+        return f"{value} is a float, not an integer (default: {default})"
+    if "FRACTION" in name and not 0 <= value <= 1:
+        return f"{value} is not a fraction between 0 and 1"
+    if value < 1 and (name in AT_LEAST_ONE or name.startswith("CONCURRENT_")):
+        return f"{value} is out of range (at least 1)"
+    if value < 0:
+        return f"{value} is negative (it must be at least 0)"
+    return None
 
 
 def parse_setting(name: str, text: str):
@@ -337,7 +375,14 @@ class AlignSpec:
         where = f"{c.where[:-1]}.filters]" if c.where.endswith("]") else \
             f"{c.where} filters".strip()
         check_filters(Check(where, filters, c.problems), filters)
-        return cls(model=model, device=c.string("device", cls.device, DEVICES),
+        device = c.get("device", cls.device)
+        if isinstance(device, str) and device.strip().lower() == "gpu":
+            c.fail("device", f'{show(device)} is not one of {", ".join(DEVICES)} (for a GPU, '
+                             'write "cuda")')
+            device = cls.device
+        else:
+            device = c.string("device", cls.device, DEVICES)
+        return cls(model=model, device=device,
                    workers=c.integer("workers", cls.workers, 1, MAX_WORKERS),
                    filters=dict(filters))
 
@@ -370,6 +415,7 @@ def check_filters(c: Check, filters: dict) -> None:
     from align.filters import FilterConfig
 
     kinds = {f.name: str(f.type) for f in fields(FilterConfig)}
+    start = len(c.problems)
     for name, value in filters.items():
         if name not in kinds:
             c.fail(name, f"unknown filter setting{nearest(name, kinds)}; known: "
@@ -381,6 +427,9 @@ def check_filters(c: Check, filters: dict) -> None:
             c.fail(name, f"{show(value)} is {kind(value)}, not a number{_hint(value)}")
         elif kinds[name] == "str" and not isinstance(value, str):
             c.fail(name, f"{show(value)} is {kind(value)}, not a string")
+    if len(c.problems) == start:  # every value of its type: now the ranges, and min against max
+        for name, why in FilterConfig(**filters).problems():
+            c.fail(name, why)
 
 
 @dataclass(frozen=True)
@@ -411,15 +460,35 @@ class ReleaseSpec:
             elif raw is not None and (path := c.path("config", "TOML file")) is not None:
                 config = ReleaseConfig.from_toml(path)
         except (ValueError, TypeError) as exc:
-            c.fail("config", str(exc))
+            c.fail("config", str(exc).removeprefix("release config: "))
         workers = c.integer("workers", None, 1, MAX_WORKERS)
-        return cls(version=version or "", previous=c.path("previous", "release directory"),
-                   config=config, force=c.boolean("force", False),
+        previous = c.string("previous")
+        return cls(version=version or "", config=config, force=c.boolean("force", False),
+                   previous=Path(previous).expanduser() if previous else None,
                    **({"workers": workers} if workers is not None else {}))
 
     @classmethod
     def from_table(cls, table: dict, where: str = "[release]") -> ReleaseSpec:
-        return _build(cls, table, where)
+        spec = _build(cls, table, where)
+        if why := spec.previous_problem(None):
+            raise SpecError(f"{where} previous: {why}".strip())
+        return spec
+
+    def previous_problem(self, output: Path | None) -> str | None:
+        """Why ``previous`` is not a release to freeze splits against, or None: it must be an
+        existing release directory (with its release.json) now, not after hours of work, and
+        not ``output``, the release this job builds (the build refuses that too)."""
+        if self.previous is None:
+            return None
+        prev = self.previous
+        if output is not None and prev.resolve() == Path(output).resolve():
+            return f"{show(str(prev))} is the release this job builds, not an earlier one"
+        if not prev.is_dir():
+            return (f"{show(str(prev))}: no such release directory (relative paths are "
+                    f"relative to {Path.cwd()})")
+        if not (prev / "release.json").is_file():
+            return f"{show(str(prev))} is not a release directory (it has no release.json)"
+        return None
 
 
 @dataclass(frozen=True)
@@ -458,13 +527,36 @@ class ExportSpec:
         out = c.string("out")
         return cls(formats=c.strings("formats", cls.formats, tuple(FORMATS)),
                    configs=tuple(dict.fromkeys(configs)) if configs else None,
-                   tiers=tiers, out=Path(out) if out else None,
+                   tiers=tiers, out=Path(out).expanduser() if out else None,
                    include_asr_captions=c.boolean("include_asr_captions", False),
                    link=c.boolean("link", False))
 
     @classmethod
     def from_table(cls, table: dict, where: str = "[export]") -> ExportSpec:
         return _build(cls, table, where)
+
+    def out_problems(self, workdir: Path) -> list[str]:
+        """``out`` refused now rather than after the release is built: each ``out/FORMAT``
+        as ``check_out`` judges an export's ``--out``, and ``out`` itself never ``/``, the home
+        directory or inside the workdir's own data (the formats' directories land there)."""
+        from manifests.outdir import WORKDIR_DATA, OutputRefused, check_out
+
+        if self.out is None:
+            return []
+        real, w = self.out.resolve(), Path(workdir).resolve()
+        if real == Path(real.anchor) or real == Path.home().resolve():
+            return [f"[export] out: {show(str(self.out))} is the root or the home directory; "
+                    "choose a directory of its own (each format gets a directory in it)"]
+        if any(real.is_relative_to(w / sub) for sub in WORKDIR_DATA):
+            return [f"[export] out: {show(str(self.out))} is inside the workdir's own data "
+                    f"({', '.join(WORKDIR_DATA)}); choose another directory"]
+        problems = []
+        for fmt in self.formats:
+            try:
+                check_out(self.out / fmt, "export", workdir)
+            except OutputRefused as exc:
+                problems.append(f"[export] out: {exc}")
+        return problems
 
     def release_problems(self, release: ReleaseSpec | None) -> list[str]:
         """With a release in the job, the export is of it: ``configs`` must be among its
@@ -500,7 +592,7 @@ class AuditSpec:
     def parse(cls, c: Check) -> AuditSpec:
         c.keys(cls.KEYS)
         out = c.string("out")
-        return cls(out=Path(out) if out else None)
+        return cls(out=Path(out).expanduser() if out else None)
 
     @classmethod
     def from_table(cls, table: dict, where: str = "[audit]") -> AuditSpec:
@@ -517,6 +609,46 @@ class AuditSpec:
 
 
 # -- the job -----------------------------------------------------------------------------------
+def duplicate_crawls(crawl: list[CrawlSpec]) -> list[str]:
+    """Two [[crawl]] tables asking for the same thing: a copy-paste slip, never a plan."""
+    seen: dict[tuple, int] = {}
+    problems = []
+    for i, c in enumerate(crawl, 1):
+        key = (c.source, c.base_url, c.query)
+        if key in seen:
+            problems.append(f"[[crawl]] {i}: the same source, base_url and query as [[crawl]] "
+                            f"{seen[key]} ({show(c.source)}); give each source once")
+        seen.setdefault(key, i)
+    return problems
+
+
+def path_problems(workdir: Path, crawl: list, stages: dict) -> list[str]:
+    """Every path the job names, judged before the first stage: a workdir that must exist
+    already (no stage of this job creates it), outputs ``check_out`` would refuse, and a
+    ``previous`` release that is not there."""
+    from manifests.outdir import OutputRefused, check_out
+    from manifests.paths import NotAWorkdir, existing_workdir
+
+    problems = []
+    if "sample_archive" not in stages and not crawl:
+        try:
+            existing_workdir(workdir)
+        except NotAWorkdir as exc:
+            problems.append(f"workdir: {exc}")
+    if (export := stages.get("export")) is not None:
+        problems += export.out_problems(workdir)
+    if (audit := stages.get("audit")) is not None and audit.out is not None:
+        try:
+            check_out(audit.out, "audit", workdir)
+        except OutputRefused as exc:
+            problems.append(f"[audit] out: {exc}")
+    release = stages.get("release")
+    if release is not None and (why := release.previous_problem(
+            workdir / "releases" / release.version)):
+        problems.append(f"[release] previous: {why}")
+    return problems
+
+
 STAGES = {"sample_archive": SampleArchiveSpec, "align": AlignSpec, "release": ReleaseSpec,
           "export": ExportSpec, "audit": AuditSpec}
 TABLES = ("workdir", "sample_archive", "crawl", *list(STAGES)[1:])
@@ -536,7 +668,7 @@ class JobSpec:
 
     def __post_init__(self) -> None:
         """Tables given as plain dicts (as ``speechcrawl demo`` writes them) are checked."""
-        self.workdir = Path(self.workdir)
+        self.workdir = Path(self.workdir).expanduser()
         for name, cls in STAGES.items():
             if isinstance(getattr(self, name), dict):
                 setattr(self, name, cls.from_table(getattr(self, name)))
@@ -557,6 +689,9 @@ class JobSpec:
             problems.append("workdir: missing (it is required)")
         elif not isinstance(workdir, str) or not workdir.strip():
             problems.append(f"workdir: {show(workdir)} is {kind(workdir)}, not a path")
+            workdir = None
+        else:
+            workdir = Path(workdir).expanduser()
         stages = {}
         for name, spec in STAGES.items():
             if name in data:
@@ -571,9 +706,12 @@ class JobSpec:
                  for i, c in enumerate(crawls, 1)]
         if "export" in stages:
             problems += stages["export"].release_problems(stages.get("release"))
+        problems += duplicate_crawls(crawl)
+        if workdir is not None:
+            problems += path_problems(workdir, crawl, stages)
         if problems:
             raise SpecError(f"{where}: " + "; ".join(problems))
-        return cls(Path(workdir), crawl=crawl, **stages)
+        return cls(workdir, crawl=crawl, **stages)
 
     def environment_problems(self) -> list[str]:
         """What this machine lacks for the job (weights, a GPU, a contact for a real site):

@@ -243,7 +243,236 @@ def test_a_bad_job_file_is_refused_before_anything_runs(tmp_path, text, message)
     assert not (tmp_path / "w").exists()
 
 
-def test_the_cli_builds_the_same_specs_with_the_same_defaults():
+def workdir(root: Path) -> Path:
+    """An existing workdir (a catalog file is what marks one) for jobs that do not crawl."""
+    (root / "w").mkdir(exist_ok=True)
+    (root / "w" / "catalog.sqlite").touch()
+    return root / "w"
+
+
+def load_error(path: Path, text: str) -> str:
+    path.write_text(text)
+    with pytest.raises(JobError) as err:
+        Job.load(path)
+    return str(err.value)
+
+
+# Every path a job names is judged when it loads: outputs as `check_out` judges --out (and an
+# export's parent never /, ~ or the workdir's data), `previous` an existing release.
+PATHS = [
+    ('[export]\nout = "/"\n', '[export] out: "/" is the root or the home directory'),
+    ('[export]\nout = "~"\n', '[export] out: "{home}" is the root or the home directory'),
+    ('[export]\nout = "/tmp/.."\n', "is the root or the home directory"),
+    ('[export]\nout = "w/clips"\n', "inside the workdir's own data (raw, clips, manifests)"),
+    ('[export]\nout = "w/raw/../manifests/x"\n', "inside the workdir's own data"),
+    ('[export]\nout = "mine"\n', "[export] out: --out {tmp}/mine/hf exists and holds files "
+                                  "speechcrawl export did not make"),
+    ('[audit]\nout = "/"\n', "[audit] out: --out / is the root or the home directory"),
+    ('[audit]\nout = "~/"\n', "[audit] out: --out {home} is the root or the home directory"),
+    ('[audit]\nout = "w"\n', "[audit] out: --out {tmp}/w is the workdir"),
+    ('[audit]\nout = "."\n', "holds the workdir"),
+    ('[audit]\nout = "w/manifests/audit"\n', "is inside the workdir's manifests/"),
+    ('[release]\nversion = "v1"\nprevious = "{tmp}"\n',
+     '[release] previous: "{tmp}" is not a release directory (it has no release.json)'),
+    ('[release]\nversion = "v1"\nprevious = "nope/v0"\n',
+     '[release] previous: "nope/v0": no such release directory'),
+    ('[release]\nversion = "v1"\nprevious = "w/releases/v1"\n',
+     '[release] previous: "w/releases/v1" is the release this job builds'),
+]
+
+
+@pytest.mark.parametrize("table, message", PATHS, ids=[t.split("\n")[1] for t, _ in PATHS])
+def test_every_path_a_job_names_is_checked_when_it_loads(tmp_path, monkeypatch, table,
+                                                         message):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "mine" / "hf").mkdir(parents=True)
+    (tmp_path / "mine" / "hf" / "notes.txt").write_text("someone's")
+    table = table.format(tmp=tmp_path)
+    text = job_text(free_port(), **{"export": '[export]\nformats = ["hf"]\n', "z": table}
+                    if not table.startswith("[export]") else {"export": table.replace(
+                        "[export]\n", '[export]\nformats = ["hf"]\n')})
+    error = load_error(tmp_path / "job.toml", text)
+    assert message.format(tmp=tmp_path.resolve(), home=Path.home()) in error
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["job.toml", "mine"]  # none written
+
+
+def test_a_previous_release_that_exists_and_harmless_outputs_load(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "old" / "v0").mkdir(parents=True)
+    (tmp_path / "old" / "v0" / "release.json").write_text("{}")
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("someone's, beside the formats' directories")
+    (tmp_path / "job.toml").write_text(job_text(
+        free_port(), export='[export]\nout = "mine"\n', release='[release]\nversion = "v1"\n'
+        'previous = "old/v0"\n', audit='[audit]\nout = "reports/a"\n'))
+    job = Job.load(tmp_path / "job.toml")
+    assert job.release.previous == Path("old/v0") and job.export.out == Path("mine")
+
+
+@pytest.mark.parametrize("text, message", [
+    ('workdir = "w"\n[align]\nmodel = "demo"\n', "workdir: workdir w does not exist"),
+    ('workdir = "~/no-such-w"\n[audit]\n', "workdir: workdir {home}/no-such-w does not exist"),
+    ('workdir = "empty"\n[release]\nversion = "1"\n',
+     "workdir: empty is not a speechcrawl workdir: it has no catalog.sqlite"),
+    ('workdir = "w"\n[export]\n', "workdir: workdir w does not exist"),
+    ('workdir = "w"\n', "workdir: workdir w does not exist"),
+])
+def test_a_job_that_does_not_crawl_needs_an_existing_workdir(tmp_path, monkeypatch, text,
+                                                            message):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    (tmp_path / "empty").mkdir()
+    error = load_error(tmp_path / "job.toml", text)
+    assert message.format(home=tmp_path / "home") in error
+    assert not (tmp_path / "w").exists() and not (tmp_path / "home").exists()
+
+
+def test_a_workdir_under_home_is_expanded(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    workdir(tmp_path)
+    (tmp_path / "job.toml").write_text('workdir = "~/w"\n[audit]\nout = "~/a"\n')
+    job = Job.load(tmp_path / "job.toml")
+    assert job.workdir == tmp_path / "w" and job.audit.out == tmp_path / "a"
+
+
+# [release] config values: typed, every mistake named with its field (the CLI's --config TOML
+# goes through the same ReleaseConfig.from_dict).
+RELEASE_CONFIGS = [
+    ({"include_asr_captions": "yes"}, 'include_asr_captions: "yes" is a string, not true or '
+                                      "false"),
+    ({"dedup_audio": "no"}, 'dedup_audio: "no" is a string, not true or false'),
+    ({"group_by_creator": 1}, "group_by_creator: 1 is an integer, not true or false"),
+    ({"salt": 5}, "salt: 5 is an integer, not a non-empty string"),
+    ({"name": ""}, 'name: "" is a string, not a non-empty string'),
+    ({"anonymous_creators": "unknown"}, 'anonymous_creators: "unknown" is a string, not a list'),
+    ({"anonymous_creators": ["x", 3]}, "anonymous_creators: [\"x\", 3] is a list, not a list "
+                                       "of strings"),
+    ({"splits": ["train", "test"]}, 'splits: ["train", "test"] is a list, not a table of split'),
+    ({"splits": {"train": True}}, "splits.train: true is a boolean, not a positive number"),
+    ({"splits": {"train": "0.9", "test": 0.1}}, 'splits.train: "0.9" is a string, not a '
+                                                "positive number"),
+    ({"splits": {"train": float("nan")}}, "splits.train: NaN is a float, not a positive"),
+    ({"splits": {"train": 0.9, "test": 0.2}}, "splits: the shares sum to 1.1, not 1"),
+    ({"subsets": "clean"}, 'subsets: "clean" is a string, not a table of subset tables'),
+    ({"subsets": {"clean": "all"}}, 'subsets.clean: "all" is a string, not a table'),
+    ({"subsets": {"clean": {"tiers": "clean", "families": ["by"]}}},
+     'subsets.clean.tiers: "clean" is a string, not a list of strings'),
+    ({"dedup_text_min_chars": "20"}, 'dedup_text_min_chars: "20" is a string, not an integer'),
+    ({"dedup_text_min_chars": 2.5}, "dedup_text_min_chars: 2.5 is a float, not an integer"),
+    ({"max_shard_bytes": True}, "max_shard_bytes: true is a boolean, not an integer"),
+]
+
+
+@pytest.mark.parametrize("config, message", RELEASE_CONFIGS,
+                         ids=[m.split(":")[0] + str(i) for i, (_, m) in
+                              enumerate(RELEASE_CONFIGS)])
+def test_release_config_values_are_typed_and_named(tmp_path, config, message):
+    from manifests.release.config import ReleaseConfig
+
+    with pytest.raises(ValueError) as err:
+        ReleaseConfig.from_dict(config)
+    assert message in str(err.value)
+    with pytest.raises(SpecError) as err:
+        Job.from_dict({"workdir": str(workdir(tmp_path)),
+                       "release": {"version": "1", "config": config}})
+    assert f"[release] config: {message}" in str(err.value)
+
+
+def test_a_release_config_toml_with_a_non_table_release_is_named(tmp_path):
+    from manifests.release.config import ReleaseConfig
+
+    (tmp_path / "c.toml").write_text('release = "v1"\n')
+    with pytest.raises(ValueError, match="release must be a \\[release\\] table, not a str"):
+        ReleaseConfig.from_toml(tmp_path / "c.toml")
+
+
+# Values of the right type that still cannot work: named with the field and the range.
+RANGES = [
+    ("[align.filters]\nmin_duration_s = -3", "[align.filters] min_duration_s: -3 is negative"),
+    ("[align.filters]\npad_s = -0.1", "[align.filters] pad_s: -0.1 is negative"),
+    ("[align.filters]\nedge_chars = -1", "[align.filters] edge_chars: -1 is negative"),
+    ("[align.filters]\nmax_duration_s = inf", "max_duration_s: inf is not a finite number"),
+    ("[align.filters]\nclean_max_cer = nan", "clean_max_cer: nan is not a finite number"),
+    ("[align.filters]\nclean_min_score = -inf", "clean_min_score: -inf is not a finite"),
+    ("[align.filters]\nmin_duration_s = 30", "min_duration_s: 30 is above max_duration_s (20.0)"),
+    ("[align.filters]\nmin_chars_per_s = 9\nmax_chars_per_s = 5",
+     "min_chars_per_s: 9 is above max_chars_per_s (5)"),
+    ("[align.filters]\nclean_max_cer = 0.5", "clean_max_cer: 0.5 is above other_max_cer (0.3)"),
+    ("[align.filters]\nmax_silence_share = 1.5", "max_silence_share: 1.5 is not a share"),
+    ("[align.filters]\nlanguage = \"english\"",
+     "[align.filters] language: 'english' is not a language code"),
+    ("[align.filters]\nlanguage = \"xx\"", "language: 'xx' is not a language code"),
+    ("[crawl.settings]\nDOWNLOAD_DELAY = -5", "settings.DOWNLOAD_DELAY: -5 is negative"),
+    ("[crawl.settings]\nCONCURRENT_REQUESTS = 0",
+     "settings.CONCURRENT_REQUESTS: 0 is out of range (at least 1)"),
+    ("[crawl.settings]\nCONCURRENT_REQUESTS_PER_DOMAIN = 2.7",
+     "settings.CONCURRENT_REQUESTS_PER_DOMAIN: 2.7 is a float, not an integer"),
+    ("[crawl.settings]\nCONCURRENT_ITEMS = -1", "settings.CONCURRENT_ITEMS: -1 is out of range"),
+    ("[crawl.settings]\nRETRY_TIMES = 2.5", "settings.RETRY_TIMES: 2.5 is a float"),
+    ("[crawl.settings]\nSPEECHCRAWL_DOWNLOADS_TOTAL = 0",
+     "settings.SPEECHCRAWL_DOWNLOADS_TOTAL: 0 is out of range (at least 1)"),
+    ("[crawl.settings]\nDOWNLOAD_TIMEOUT = inf", "settings.DOWNLOAD_TIMEOUT: inf is not a finite"),
+    ("[crawl.settings]\nDOWNLOAD_TIMEOUT = 0", "settings.DOWNLOAD_TIMEOUT: 0 is out of range"),
+    ("[crawl.settings]\nSPEECHCRAWL_MAX_GONE_FRACTION = 7",
+     "settings.SPEECHCRAWL_MAX_GONE_FRACTION: 7 is not a fraction between 0 and 1"),
+    ("[crawl.settings]\nSPEECHCRAWL_MAX_GONE_FRACTION = -0.1", "is not a fraction"),
+    ("[crawl.settings]\nLOG_LEVEL = \"LOUD\"",
+     'settings.LOG_LEVEL: "LOUD" is not one of CRITICAL, ERROR, WARNING, INFO, DEBUG'),
+    ("[crawl.settings]\nLOG_LEVEL = \"info\"", 'settings.LOG_LEVEL: "info" is not one of'),
+]
+
+
+@pytest.mark.parametrize("table, message", RANGES, ids=[t.split("\n")[1] for t, _ in RANGES])
+def test_values_out_of_range_are_named_with_their_field(tmp_path, table, message):
+    head = ('[align]\nmodel = "demo"\n' if table.startswith("[align")
+            else '[[crawl]]\nsource = "archive_org"\n')
+    key = "align" if table.startswith("[align") else "crawl"
+    error = load_error(tmp_path / "job.toml", job_text(free_port(), **{key: head + table + "\n"}))
+    assert message in error
+    assert not (tmp_path / "w").exists()
+
+
+def test_values_in_range_load_and_filters_from_the_cli_are_checked_too():
+    from align.filters import FilterConfig
+
+    spec = AlignSpec.from_table({"filters": {"language": "es", "pad_s": 0.0,
+                                             "min_duration_s": 0.5, "clean_max_cer": 0.3}})
+    assert spec.filters["language"] == "es"
+    CrawlSpec.from_table({"source": "archive_org", "settings": {
+        "DOWNLOAD_DELAY": 0.5, "DOWNLOAD_TIMEOUT": 30.5, "CONCURRENT_REQUESTS": 1,
+        "SPEECHCRAWL_MAX_GONE_FRACTION": 1, "LOG_LEVEL": "DEBUG", "RETRY_TIMES": 0}})
+    with pytest.raises(ValueError, match="pad_s: -1 is negative"):
+        FilterConfig().updated({"pad_s": -1})  # what the CLI's --filters file goes through
+
+
+@pytest.mark.parametrize("crawls, message", [
+    ('[[crawl]]\nsource = "archive_org"\n' * 2,
+     "[[crawl]] 2: the same source, base_url and query as [[crawl]] 1"),
+    ('[[crawl]]\nsource = "archive_org"\nquery = "q"\n[[crawl]]\nsource = "archive_org"\n'
+     '[[crawl]]\nquery = "q"\nsource = "archive_org"\nmax_items = 3\n',
+     "[[crawl]] 3: the same source, base_url and query as [[crawl]] 1"),
+])
+def test_two_identical_crawls_are_refused(tmp_path, crawls, message):
+    error = load_error(tmp_path / "job.toml", job_text(free_port(), crawl=crawls))
+    assert message in error
+    assert error.count("the same source") == 1  # the second table of the second case differs
+
+
+def test_crawls_of_the_same_source_elsewhere_load(tmp_path):
+    (tmp_path / "job.toml").write_text(job_text(free_port(), crawl=(
+        '[[crawl]]\nsource = "archive_org"\n[[crawl]]\nsource = "archive_org"\nquery = "q"\n'
+        '[[crawl]]\nsource = "archive_org"\nbase_url = "http://127.0.0.1:9"\n')))
+    assert len(Job.load(tmp_path / "job.toml").crawl) == 3
+
+
+@pytest.mark.parametrize("device", ["gpu", "GPU", "Gpu "])
+def test_gpu_suggests_cuda(device):
+    with pytest.raises(SpecError, match=f'device: "{device}" is not one of cpu, cuda \\(for a '
+                                        'GPU, write "cuda"\\)'):
+        AlignSpec.from_table({"model": "demo", "device": device})
+
+
+def test_the_cli_builds_the_same_specs_with_the_same_defaults(tmp_path):
     align = build_parser().parse_args(["align", "--workdir", "w"])
     assert AlignSpec.from_table({k: v for k, v in vars(align).items()
                                  if k in AlignSpec.KEYS and v is not None}) == AlignSpec()
@@ -251,7 +480,8 @@ def test_the_cli_builds_the_same_specs_with_the_same_defaults():
     release = build_parser().parse_args(["release", "--workdir", "w", "--version", "1"])
     assert release.workers is None  # the spec's default, the same in a job file
     assert ReleaseSpec.from_table({"version": "1"}).workers == \
-        Job.from_dict({"workdir": "w", "release": {"version": "1"}}).release.workers
+        Job.from_dict({"workdir": str(workdir(tmp_path)),
+                       "release": {"version": "1"}}).release.workers
     with pytest.raises(SpecError, match="workers: 0 is out of range"):
         ReleaseSpec.from_table({"version": "1", "workers": 0})
 

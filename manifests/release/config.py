@@ -8,6 +8,8 @@ silently ignored makes a release that is not the one its maintainer asked for.
 
 from __future__ import annotations
 
+import json
+import math
 import re
 import tomllib
 from dataclasses import asdict, dataclass, field, fields
@@ -94,16 +96,24 @@ class ReleaseConfig:
         if unknown:
             raise ValueError(f"{path}: unknown tables or keys {sorted(unknown)} (expected "
                              "a [release] table)")
-        return cls.from_dict(data.get("release", {}))
+        release = data.get("release", {})
+        if not isinstance(release, dict):
+            raise ValueError(f"{path}: release must be a [release] table, not {_kind(release)}")
+        return cls.from_dict(release)
 
     @classmethod
     def from_dict(cls, data: dict) -> ReleaseConfig:
         """A config from a ``[release]`` table; ``subsets`` given there replace the defaults
         entirely (so a maintainer can drop one), ``splits`` likewise."""
+        if not isinstance(data, dict):
+            raise ValueError(f"release config: must be a table, not {_kind(data)}")
         known = {f.name for f in fields(cls)}
         unknown = set(data) - known
         if unknown:
             raise ValueError(f"unknown release settings: {sorted(unknown)}")
+        problems = [p for key, value in data.items() if (p := _type_problem(key, value))]
+        if problems:
+            raise ValueError("release config: " + "; ".join(problems))
         data = dict(data)
         if "subsets" in data:
             data["subsets"] = {name: _subset_from_dict(name, spec)
@@ -127,6 +137,65 @@ class ReleaseConfig:
         """Split names with their shares, normalised to sum to 1, in config order."""
         total = float(sum(self.splits.values()))
         return [(name, share / total) for name, share in self.splits.items()]
+
+
+BOOLEANS = ("include_asr_captions", "include_gone_items", "group_by_creator", "dedup_audio",
+            "dedup_text")
+INTEGERS = ("dedup_text_min_chars", "max_shard_bytes")
+
+
+def _kind(value) -> str:
+    """A TOML value's type, as a job file's author knows it."""
+    for cls, name in ((bool, "a boolean"), (int, "an integer"), (float, "a float"),
+                      (str, "a string"), (list, "a list"), (dict, "a table")):
+        if isinstance(value, cls):
+            return name
+    return f"a {type(value).__name__}"
+
+
+def _number(value) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) \
+        and math.isfinite(value)
+
+
+def _type_problem(key: str, value) -> str | None:
+    """Why a ``[release]`` setting's value has the wrong type (named with its key), or None:
+    a TOML file is typed, so ``dedup_audio = "no"`` is a mistake to point out, not a true
+    value (a non-empty string) to act on."""
+    def wrong(want: str) -> str:
+        return f"{key}: {json.dumps(value, default=str)[:60]} is {_kind(value)}, not {want}"
+
+    if key in BOOLEANS and not isinstance(value, bool):
+        return wrong("true or false")
+    if key in INTEGERS and (isinstance(value, bool) or not isinstance(value, int)):
+        return wrong("an integer")
+    if key in ("name", "salt") and (not isinstance(value, str) or not value.strip()):
+        return wrong("a non-empty string")
+    if key == "anonymous_creators" and (not isinstance(value, list)
+                                        or not all(isinstance(v, str) for v in value)):
+        return wrong("a list of strings")
+    if key == "splits":
+        if not isinstance(value, dict) or not value:
+            return wrong('a table of split names and shares, e.g. { train = 0.9, test = 0.1 }')
+        if bad := [n for n, share in value.items() if not _number(share) or share <= 0]:
+            return f"splits.{bad[0]}: {json.dumps(value[bad[0]], default=str)} is " \
+                   f"{_kind(value[bad[0]])}, not a positive number"
+        if not math.isclose(sum(value.values()), 1.0, abs_tol=1e-6):
+            return f"splits: the shares sum to {sum(value.values()):g}, not 1"
+    if key == "subsets":
+        if not isinstance(value, dict) or not value:
+            return wrong("a table of subset tables, e.g. { clean = { tiers = [\"clean\"], "
+                         'families = ["by"] } }')
+        for name, spec in value.items():
+            if not isinstance(spec, dict):
+                return f"subsets.{name}: {json.dumps(spec, default=str)[:60]} is " \
+                       f"{_kind(spec)}, not a table (tiers, families, max_clips, ...)"
+            for part in ("tiers", "families"):
+                if part in spec and (not isinstance(spec[part], list)
+                                     or not all(isinstance(v, str) for v in spec[part])):
+                    return f"subsets.{name}.{part}: {json.dumps(spec[part], default=str)[:60]}" \
+                           f" is {_kind(spec[part])}, not a list of strings"
+    return None
 
 
 def _subset_from_dict(name: str, spec: dict) -> SubsetSpec:
