@@ -22,15 +22,9 @@ import torchaudio
 from align.acoustic import AcousticModel, ModelInfo, Vocabulary
 from align.demo_net import DemoCTC
 from align.filters import read_overrides
+from align.registry import BUNDLES, list_models
 
 DEMO_DIR = Path(__file__).resolve().parent / "demo_model"
-BUNDLES = {
-    "wav2vec2-base-960h": ("WAV2VEC2_ASR_BASE_960H", "MIT",
-                           "fairseq wav2vec 2.0 base fine-tuned on LibriSpeech 960 h"),
-    "mms-fa": ("MMS_FA", "CC-BY-NC-4.0",
-               "Meta MMS forced-alignment model; its weights are licensed for non-commercial "
-               "use only, which a release's data card must state"),
-}
 # Centre of frame 0's receptive field for wav2vec2's feature extractor (400 samples wide).
 WAV2VEC2_FRAME_OFFSET_S = 200 / 16_000
 
@@ -48,10 +42,6 @@ def hub_checkpoint_path(name: str) -> Path:
     """Where torch hub keeps (or would keep) a registry model's weights."""
     filename = Path(_bundle(name)._path).name
     return Path(torch.hub.get_dir()) / "checkpoints" / filename
-
-
-def list_models() -> list[str]:
-    return [*BUNDLES, "demo"]
 
 
 def weights_url(name: str) -> str:

@@ -27,8 +27,18 @@ job is run from. Example files: ``scripts/jobs/``.
     formats = ["hf", "nemo", "lhotse"]   # the workdir (a quick look, not a release)
     configs = ["clean"]       # release configs, each in its own directory when several
     # tiers = ["clean"]       # without [release] only: the workdir's tiers
+    out = "exports"           # optional: each format in OUT/FORMAT (default WORKDIR/exports)
 
     [audit]
+    out = "reports/audit"     # optional (default WORKDIR/reports/audit-<version or date>)
+
+``out`` (export, audit) and ``previous`` (release) are checked when the job loads, as the
+CLI's ``--out`` is: an output is never ``/``, the home directory, the workdir, a directory
+holding it, inside its ``raw``/``clips``/``manifests``, or a directory holding files
+speechcrawl did not make there (an export's ``out`` itself may hold other files: only its
+``out/FORMAT`` directories are replaced); ``previous`` must already be a release (with its
+``release.json``). ``~`` is expanded in every path. A job without ``[sample_archive]`` or
+``[[crawl]]`` works on an existing workdir (one holding ``catalog.sqlite``).
 
 ``[sample_archive]`` (``items``, ``seed``, ``port``) builds the offline sample archive in the
 workdir and serves it on 127.0.0.1 for the crawls; that is what ``speechcrawl demo`` runs.

@@ -356,7 +356,7 @@ def parse_setting(name: str, text: str):
 class AlignSpec:
     """Cut accepted recordings into verified clips with an acoustic model."""
 
-    model: str = DEFAULT_MODEL  # a registry name (align.models.list_models) or a path
+    model: str = DEFAULT_MODEL  # a registry name (align.registry.list_models) or a path
     device: str = "cpu"
     workers: int = 1  # recordings aligned in parallel, each worker loading the model once
     filters: dict = field(default_factory=dict)  # overrides of align.filters.FilterConfig
@@ -405,7 +405,7 @@ class AlignSpec:
 
 
 def _model_names() -> list[str]:
-    from align.models import list_models
+    from align.registry import list_models  # not align.models: that imports torch
 
     return list_models()
 

@@ -472,6 +472,20 @@ def test_gpu_suggests_cuda(device):
         AlignSpec.from_table({"model": "demo", "device": device})
 
 
+def test_checking_a_model_name_does_not_import_torch(tmp_path):
+    (tmp_path / "job.toml").write_text(job_text(free_port(), align='[align]\nmodel = "mms-fa"\n'
+                                                '[align.filters]\nlanguage = "de"\n'))
+    code = ("import sys; from speechcrawl.job import Job; from speechcrawl.specs import "
+            "AlignSpec, SpecError\n"
+            f"Job.load({str(tmp_path / 'job.toml')!r})\n"
+            "try:\n    AlignSpec.from_table({'model': 'wav2vec2-base-96h'})\n"
+            "except SpecError as e:\n    print(e)\n"
+            "print('torch' in sys.modules)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            timeout=60, check=True)
+    assert result.stdout.endswith("did you mean wav2vec2-base-960h?)\nFalse\n"), result.stdout
+
+
 def test_the_cli_builds_the_same_specs_with_the_same_defaults(tmp_path):
     align = build_parser().parse_args(["align", "--workdir", "w"])
     assert AlignSpec.from_table({k: v for k, v in vars(align).items()
