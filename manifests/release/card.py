@@ -41,6 +41,21 @@ HUB_LICENSES = frozenset({
     "postgresql", "ofl-1.1", "ncsa", "unlicense", "zlib", "pddl", "lgpl-lr",
     "deepfloyd-if-license", "llama2", "gemma", "unknown", "other"
 })
+# What a row's columns mean, for the card. The card lists the shard's own columns
+# (``row_columns``), so a column added to the shards is listed even before it has words here.
+COLUMN_WORDS = {
+    "audio": "16 kHz mono FLAC, as cut: not re-encoded",
+    "text": "normalised: the training label",
+    "text_raw": "the transcript's words as written, before normalisation",
+    "audio_file": "the recording's file inside its item",
+    "start_s": "where the clip starts in that recording, in seconds, padding included",
+    "end_s": "where it ends there",
+    "score": "alignment confidence",
+    "cer": "character error rate of what the aligning model heard in the clip against `text`",
+    "language": "the recording's language",
+    "words": "word timings, in seconds of the recording",
+    "audio_hash": "MD5 of the decoded samples",
+}
 MAX_LICENSE_NAME = 96  # several unlisted licenses are named together up to this length
 
 
@@ -150,6 +165,15 @@ def _license_words(spdx: str, family: str | None) -> str:
     return FAMILY_WORDS.get(family or "", family or "unknown")
 
 
+def row_columns() -> str:
+    """The shards' columns, in their order, each with what it means where that needs saying."""
+    # Imported here: build imports this module, and owns the shard layout (``shard_table``).
+    from manifests.release.build import SHARD_COLUMNS
+
+    return ", ".join(f"`{c}` ({COLUMN_WORDS[c]})" if c in COLUMN_WORDS else f"`{c}`"
+                     for c in ["id", "audio", *SHARD_COLUMNS])
+
+
 def readme(meta: dict, config: ReleaseConfig, items: list[dict], changes: dict,
            excluded_words: dict[str, str]) -> str:
     """The data card: HF YAML header, then the datasheet (what, how made, what it is not)."""
@@ -182,12 +206,7 @@ def readme(meta: dict, config: ReleaseConfig, items: list[dict], changes: dict,
         out += ["", "Each config loads alone; its data files are only its own directory:", "",
                 "```python", "from datasets import load_dataset", "",
                 f"ds = load_dataset(\"parquet\", data_files={json.dumps(pats)})", "```", "",
-                "Rows: `id`, `audio` (16 kHz mono FLAC, as cut: not re-encoded), `duration_ms`, "
-                "`text` (normalised: the training label), `text_raw` (the transcript's words "
-                "as written, before normalisation), `source`, `item_id`, `creator`, "
-                "`license_spdx`, `license_family`, `attribution`, `tier`, `score` (alignment "
-                "confidence), `cer`, `words` (word timings), `audio_hash` (MD5 of the decoded "
-                "samples)."]
+                "Rows: " + row_columns() + "."]
     out += ["", "## Licenses", "",
             "Every row carries its own license. Public-domain material keeps its own label — "
             "it is not relabelled CC BY. Share-alike (CC BY-SA) material is only in configs "
