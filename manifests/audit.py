@@ -59,8 +59,11 @@ def read_release(release: Path) -> dict:
             rows.append({"subset": shard.parent.name, "shard": f"{shard.parent.name}/{shard.name}",
                          "clip": clip_identity(r), **r})
     configs = meta.get("configs") if isinstance(meta.get("configs"), dict) else {}
+    ids: dict[str, set] = defaultdict(set)
+    for r in rows:
+        ids[r["subset"]].add(r["clip"])
     return {"version": meta.get("version") or release.name, "name": release.name, "rows": rows,
-            "samples": _samples(rows, configs)}
+            "samples": samples_of(ids, configs)}
 
 
 def clip_identity(row: dict) -> tuple:
@@ -73,24 +76,22 @@ def clip_identity(row: dict) -> tuple:
     return ("row", row.get("shard"), id(row))
 
 
-def _is_sample(config) -> bool:
+def is_sample(config) -> bool:
     """Whether release.json records this config as a sample (``sample``, or a cap on it)."""
     return isinstance(config, dict) and any(
         config.get(k) for k in ("sample", "max_clips", "max_hours", "fraction"))
 
 
-def _samples(rows: list[dict], configs: dict) -> dict[str, list[str]]:
-    """Subsets that are samples of others ({sample: [the subsets its clips come from]}): the
-    ones release.json says are samples, and any whose clips all lie in another larger subset.
-    Their clips are counted where they come from, never again."""
-    ids: dict[str, set] = defaultdict(set)
-    for r in rows:
-        ids[r["subset"]].add(r["clip"])
+def samples_of(ids: dict[str, set], configs: dict) -> dict[str, list[str]]:
+    """Subsets that are samples of others ({sample: [the subsets its clips come from]}), given
+    each subset's clips and release.json's configs: the ones release.json says are samples,
+    and any whose clips all lie in another larger subset. Their clips are counted where they
+    come from, never again (the audit and the exports both count by this rule)."""
     out = {}
     for name, mine in sorted(ids.items()):
-        capped = _is_sample(configs.get(name))
+        capped = is_sample(configs.get(name))
         homes = sorted(o for o, theirs in ids.items() if o != name and mine & theirs
-                       and not _is_sample(configs.get(o)))
+                       and not is_sample(configs.get(o)))
         inside = set().union(*(ids[o] for o in homes)) >= mine if homes else False
         strict = any(mine < ids[o] for o in homes)
         if inside and (capped or strict):

@@ -285,6 +285,77 @@ def test_several_configs_never_share_a_file_and_sa_stays_apart(release, tmp_path
     assert not list(out.glob("*_manifest.json"))  # nothing at the top to mix them in
 
 
+def test_totals_count_each_clip_once_when_a_sample_config_rides_along(release, tmp_path):
+    """microset is a sample of clean: exported together, export.json's totals count each clip
+    once (by clip id), each config keeps its own counts, and the sample says what it is —
+    whichever order the configs are named in."""
+    meta = json.loads((release / "release.json").read_text())["configs"]
+    sample = next(n for n, c in meta.items() if c.get("sample") and c["rows"])
+    rows = {c: [r for split in release_rows(release, c).values() for r in split]
+            for c in ("clean", sample)}
+    assert {r["id"] for r in rows[sample]} < {r["id"] for r in rows["clean"]}
+    distinct = {r["id"]: r["duration_ms"] for c in rows.values() for r in c}
+    for order in (["clean", sample], [sample, "clean"]):
+        out = tmp_path / "-".join(order)
+        result = cli("hf", "--release", release, *[a for c in order for a in ("--config", c)],
+                     "--out", out)
+        assert result.returncode == 0, result.stderr
+        record = json.loads((out / "export.json").read_text())
+        assert record["clips"] == len(distinct) == meta["clean"]["rows"]
+        assert record["clips"] < meta["clean"]["rows"] + meta[sample]["rows"]
+        assert record["hours"] == round(sum(distinct.values()) / 3.6e6, 4) == meta["clean"][
+            "hours"]
+        assert sum(e["clips"] for e in record["splits"].values()) == record["clips"]
+        assert sum(e["clips"] for e in record["licenses"].values()) == record["clips"]
+        for config in order:
+            part = record["parts"][config]
+            assert (part["clips"], part["hours"]) == (meta[config]["rows"],
+                                                      meta[config]["hours"])
+        assert (record["parts"][sample]["sample"], record["parts"][sample]["sample_of"]) == (
+            True, ["clean"])
+        assert (record["parts"]["clean"]["sample"], record["parts"]["clean"]["sample_of"]) == (
+            False, None)
+    # Alone, a sample is all there is: its own clips are the totals.
+    alone = export("nemo", tmp_path / "alone", release=release, configs=[sample])
+    assert (alone.clips, alone.hours) == (meta[sample]["rows"], meta[sample]["hours"])
+    # Configs that share no clip add up.
+    both = export("nemo", tmp_path / "apart", release=release, configs=["clean", "other_sa"])
+    assert both.clips == meta["clean"]["rows"] + meta["other_sa"]["rows"]
+
+
+def test_hf_export_of_a_release_keeps_exactly_the_release_columns(release, tmp_path):
+    """Same columns, same types, same values (audio bytes included): nothing dropped (creator,
+    audio_hash), nothing added that a release does not hold (empty speech_start_s...)."""
+    out = tmp_path / "hf"
+    export("hf", out, release=release, configs=["clean", "other_sa"])
+    for config in ("clean", "other_sa"):
+        shards = sorted((release / "data" / config).glob("*.parquet"))
+        want = pq.read_schema(shards[0])
+        got_files = sorted((out / config / "data").glob("*.parquet"))
+        assert [f.name for f in got_files] == [f.name for f in shards]
+        for f in got_files:
+            schema = pq.read_schema(f)
+            assert schema.names == want.names
+            assert schema.equals(want, check_metadata=False)
+            assert b"huggingface" in schema.metadata
+        for split, rows in release_rows(release, config).items():
+            got = [r for f in got_files if f.name.startswith(f"{split}-")
+                   for r in pq.read_table(f).to_pylist()]
+            assert got == rows
+
+
+def test_the_card_lists_every_column_of_the_rows(release):
+    """The data card's row list is the shard's schema, in its order: it cannot drift."""
+    import re
+
+    card = (release / "README.md").read_text()
+    (line,) = [x for x in card.splitlines() if x.startswith("Rows: ")]
+    listed = re.findall(r"`([a-z_]+)`", re.sub(r"\([^()]*\)", "", line))
+    shard = next((release / "data" / "clean").glob("*.parquet"))
+    assert listed == pq.read_schema(shard).names
+    assert {"audio_file", "start_s", "end_s", "language", "creator", "audio_hash"} <= set(listed)
+
+
 def test_a_release_that_is_not_what_its_files_say_is_refused(release, tmp_path):
     """An altered, truncated or incomplete release, or one whose rows break its own promises
     (with SHA256SUMS rewritten to match), exports nothing."""
@@ -585,8 +656,16 @@ def test_cli_rerun_replaces_the_export_whole(workdir, hf_out, tmp_path):
     assert cli("hf", "--workdir", workdir, "--out", out).returncode == 0
     first = tree(out)
     assert first == tree(hf_out)
-    (out / "stale.txt").write_text("left from an earlier export")
-    (out / "permissive" / "data" / "train-00000-of-00009.parquet").write_bytes(b"old shard")
+    # A file the export did not make is someone else's: the rerun refuses, deleting nothing.
+    (out / "stale.txt").write_text("someone's notes")
+    (out / "permissive" / "data" / "train-00000-of-00009.parquet").write_bytes(b"not ours")
+    result = cli("hf", "--workdir", workdir, "--out", out)
+    assert result.returncode != 0 and "did not make" in result.stderr
+    assert (out / "stale.txt").read_text() == "someone's notes"
+    (out / "stale.txt").unlink()
+    (out / "permissive" / "data" / "train-00000-of-00009.parquet").unlink()
+    # A file it made, altered since, is replaced with the rest.
+    (out / "permissive" / "data" / "train-00000-of-00001.parquet").write_bytes(b"old shard")
     result = cli("hf", "--workdir", workdir, "--out", out)
     assert result.returncode == 0, result.stderr
     assert tree(out) == first

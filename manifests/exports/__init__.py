@@ -17,8 +17,10 @@ import shutil
 from importlib import import_module
 from pathlib import Path
 
+from manifests.audit import is_sample, samples_of
 from manifests.exports import from_release, from_workdir
 from manifests.exports.common import (
+    Clip,
     ExportError,
     Summary,
     counts,
@@ -99,8 +101,16 @@ def export(fmt: str, out: Path, *, release: Path | None = None,
                                   **counts(part.clips, part.splits),
                                   "files": _manifest_files(pdir, tmp)}
         shutil.rmtree(tmp / STAGING, ignore_errors=True)
-        everything = [c for p in parts for c in p.clips]
+        if release is not None:
+            _mark_samples(entries, parts, meta["configs"])
+        # Each clip once, whichever parts hold it: a sample config (microset) repeats clips
+        # of another, and totals that added them up would count those clips twice.
+        distinct: dict[str, Clip] = {}
+        for c in (c for p in parts for c in p.clips):
+            distinct.setdefault(c.id, c)
+        everything = list(distinct.values())
         write_record(tmp, {**settings, **record, "audio": audio,
+                           "counted": "each clip once, whichever parts hold it",
                            "paths": "relative to each part's directory"
                                     if fmt != "hf" else None,
                            **counts(everything, tuple(dict.fromkeys(
@@ -109,6 +119,14 @@ def export(fmt: str, out: Path, *, release: Path | None = None,
                            **({"left_out": left_out} if left_out is not None else {})})
     return Summary(fmt, Path(out).absolute(), len(everything), hours(everything),
                    record["from"], entries)
+
+
+def _mark_samples(entries: dict[str, dict], parts: list, configs: dict) -> None:
+    """Say of each release config whether release.json makes it a sample and, by the audit's
+    rule, which exported configs its clips come from (they count there, not again)."""
+    of = samples_of({p.name: {c.id for c in p.clips} for p in parts}, configs)
+    for p in parts:
+        entries[p.name].update(sample=is_sample(configs.get(p.name)), sample_of=of.get(p.name))
 
 
 def _manifest_files(pdir: Path, tmp: Path) -> list[str]:

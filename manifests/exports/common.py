@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pyarrow as pa
 import soundfile as sf
 
 from manifests import outdir
@@ -89,6 +90,9 @@ class Part:
     families: tuple[str, ...]
     clips: list[Clip] = field(default_factory=list)
     splits: tuple[str, ...] = (WORKDIR_SPLIT,)
+    # A release config's row columns, read from its shards: a format that keeps rows (HF)
+    # keeps exactly these, so an export of a release carries the release's columns.
+    schema: pa.Schema | None = None
 
     @property
     def share_alike(self) -> bool:

@@ -135,7 +135,14 @@ def _read_shard(shard: Path, split: str, part: Part, audio_root: Path,
                 seen: set[str]) -> list[Clip]:
     out = []
     try:
-        batches = pq.ParquetFile(shard).iter_batches(batch_size=BATCH_ROWS)
+        parquet = pq.ParquetFile(shard)
+        schema = parquet.schema_arrow.remove_metadata()
+        if part.schema is None:
+            part.schema = schema
+        elif not schema.equals(part.schema):
+            raise ExportError(f"release shard {shard.name} of {part.name} has other columns "
+                              "than the config's other shards")
+        batches = parquet.iter_batches(batch_size=BATCH_ROWS)
         for batch in batches:
             for row in batch.to_pylist():
                 out.append(_clip(row, split, part, audio_root, seen))

@@ -1,6 +1,7 @@
 """The HuggingFace export: Parquet shards per split that ``datasets.load_dataset("parquet",
 data_dir=…)`` reads as an ``Audio`` dataset, the FLAC bytes inside so the export travels as one
-directory."""
+directory. A release's rows keep exactly the release's columns; a workdir's get the manifest's
+provenance columns."""
 
 from __future__ import annotations
 
@@ -34,11 +35,12 @@ def write_hf(part: Part, out: Path, max_shard_bytes: int = MAX_SHARD_BYTES,
     for split in part.splits:
         clips = [c for c in part.clips if c.split == split]
         if clips:
-            paths += _write_split(clips, split, out, max_shard_bytes)
+            paths += _write_split(clips, split, out, max_shard_bytes, part.schema)
     return paths
 
 
-def _write_split(clips: list[Clip], split: str, out: Path, max_shard_bytes: int) -> list[Path]:
+def _write_split(clips: list[Clip], split: str, out: Path, max_shard_bytes: int,
+                 release_schema: pa.Schema | None) -> list[Path]:
     shards: list[list[Clip]] = [[]]
     size = 0
     for clip in clips:
@@ -51,13 +53,25 @@ def _write_split(clips: list[Clip], split: str, out: Path, max_shard_bytes: int)
     paths = []
     for k, shard in enumerate(shards):
         path = out / "data" / f"{split}-{k:05d}-of-{len(shards):05d}.parquet"
-        write_parquet(pa.Table.from_pylist([_row(c) for c in shard], schema=SCHEMA), path)
+        if release_schema is None:
+            table = pa.Table.from_pylist([_row(c) for c in shard], schema=SCHEMA)
+        else:
+            table = pa.Table.from_pylist([_release_row(c, release_schema) for c in shard],
+                                         schema=release_schema)
+        write_parquet(table, path)
         paths.append(path)
     return paths
 
 
+def _release_row(clip: Clip, schema: pa.Schema) -> dict:
+    """A release's row as the release holds it: its columns and values, the audio embedded
+    the same way (no column added, none dropped, words in the recording's seconds)."""
+    audio = {"bytes": clip.path.read_bytes(), "path": f"{clip.id}.flac"}
+    return {n: audio if n == "audio" else clip.row.get(n) for n in schema.names}
+
+
 def _row(clip: Clip) -> dict:
-    """A release row lacks some manifest columns (reasons, model_id…): they are left empty."""
+    """A workdir clip's manifest row, with its audio embedded and words in clip seconds."""
     r = clip.row
     return {"id": clip.id, "audio": {"bytes": clip.path.read_bytes(), "path": f"{clip.id}.flac"},
             "duration_ms": clip.duration_ms, "text": r["text"], "text_raw": r.get("text_raw"),
