@@ -70,14 +70,21 @@ def write_failure(exc: BaseException) -> bool:
         (getattr(exc, "sqlite_errorcode", 0) & 0xFF) in SQLITE_WRITE_CODES
 
 
+def note_write_failure(stats, what: str) -> bool:
+    """Count a failed write and keep the first one's words (what the CLI's one line says);
+    True when it is the first. On the reactor thread."""
+    stats.inc_value("speechcrawl/write_errors")
+    if stats.get_value("speechcrawl/write_failed"):
+        return False
+    stats.set_value("speechcrawl/write_failed", what[:300])
+    return True
+
+
 def stop_on_write_failure(crawler, what: str) -> None:
     """Record the first failed write and close the spider: a full disk fails every later
     write too. Safe to call from any thread."""
     def stop():
-        stats = crawler.stats
-        stats.inc_value("speechcrawl/write_errors")
-        if not stats.get_value("speechcrawl/write_failed"):
-            stats.set_value("speechcrawl/write_failed", what[:300])
+        if note_write_failure(crawler.stats, what):
             log.error("write failed, stopping the crawl: %s", what)
             if crawler.engine and crawler.engine.spider is not None:
                 deferred_from_coro(crawler.engine.close_spider_async(reason="write_failed"))
@@ -191,9 +198,7 @@ class CatalogPipeline(_Pipeline):
             if not write_failure(exc):
                 raise
             failed = True
-            stats.inc_value("speechcrawl/write_errors")
-            stats.set_value("speechcrawl/write_failed",
-                            stats.get_value("speechcrawl/write_failed") or str(exc)[:300])
+            note_write_failure(stats, str(exc))
         try:
             self.catalog.finish_job(self.job_id, cat.JobStatus.FAILED if failed else status, {
                 k.removeprefix("speechcrawl/"): v for k, v in stats.get_stats().items()
