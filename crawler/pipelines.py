@@ -303,8 +303,11 @@ class DownloadPipeline(_Pipeline):
     def _fetch_file(self, catalog, stats, item: SourceItem, f: cat.FileRow, key) -> None:
         if f.md5 and (copy := catalog.stored_copy(f.md5, f, not_item=key)):
             catalog.mark_duplicate(f, copy)
-            # A download of ours cut short by a kill before the copy was stored: never needed.
-            part_path(self._dest(item, f.name)).unlink(missing_ok=True)
+            # Bytes of ours a kill left behind (a partial download, or a finished one renamed
+            # into place before the catalog heard of it): a duplicate keeps none of its own.
+            dest = self._dest(item, f.name)
+            part_path(dest).unlink(missing_ok=True)
+            dest.unlink(missing_ok=True)
             stats.inc_value("speechcrawl/files_duplicate")
             return
         dest = self._dest(item, f.name)
